@@ -1,0 +1,62 @@
+"""Errors that know their exit code and how to print themselves.
+
+Exit codes are a contract (DESIGN.md): 0 ok, 1 failure, 2 usage or invalid input.
+This module is imported on the render path, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+class FnopsError(Exception):
+    """Base class: a failure the user can act on. Printed as one line, no traceback."""
+
+    exit_code = 1
+
+    def format(self) -> str:
+        return f"fnops: {self}"
+
+    def show(self, file=None) -> None:
+        print(self.format(), file=file or sys.stderr)
+
+
+class UsageError(FnopsError):
+    """Wrong flags or arguments."""
+
+    exit_code = 2
+
+
+class TemporaryError(FnopsError):
+    """Worth retrying (network blip, push race, 5xx, 429)."""
+
+
+class PermanentError(FnopsError):
+    """Retrying will not help (bad token, 4xx, genuine conflict)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid thing in one file, with where it is."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+class SpecError(FnopsError):
+    """Invalid input files: one line per problem, `path:line:col: message`."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def format(self) -> str:
+        return "\n".join(str(p) for p in self.problems)

@@ -1,0 +1,63 @@
+"""function.yaml + releases/<env>.yaml: load, merge overlays, validate."""
+
+from __future__ import annotations
+
+import os
+
+from .. import yamldoc
+from ..errors import Problem, SpecError
+from .check import unique
+from .function import environments_of, resolve
+from .model import Function, Release
+from .release import check_release, load_release, release_path
+
+__all__ = ["Function", "Release", "load_function", "load_release_for", "validate_folder", "release_path"]
+
+
+def _display(folder: str, *parts: str) -> str:
+    return os.path.normpath(os.path.join(folder, *parts))
+
+
+def _doc(folder: str) -> yamldoc.Doc:
+    if not os.path.isdir(folder):
+        raise SpecError([Problem(folder, 1, 1, "not a directory; expected a function folder with function.yaml")])
+    return yamldoc.load(os.path.join(folder, "function.yaml"), _display(folder, "function.yaml"))
+
+
+def load_function(folder: str, env: str | None) -> Function:
+    """The function as `env` sees it; SpecError (exit 2) on any problem."""
+    doc = _doc(folder)
+    fn, checker = resolve(doc, folder, env)
+    checker.raise_if_any()
+    return fn
+
+
+def load_release_for(fn: Function) -> Release:
+    if fn.environment is None:
+        raise ValueError("a release belongs to an environment")
+    path = release_path(fn.folder, fn.environment)
+    display = _display(fn.folder, "releases", f"{fn.environment}.yaml")
+    if not os.path.exists(path):
+        raise SpecError([Problem(display, 1, 1, f"no release pinned for environment '{fn.environment}'; "
+                                 f"run `fnops bump {fn.name} --env {fn.environment} --image <repo>@sha256:…` "
+                                 "(or `fnops ship`) first")])
+    return load_release(fn.folder, fn.environment, fn.name, fn.image, display)
+
+
+def validate_folder(folder: str) -> list[Problem]:
+    """Every problem in a function folder: the top level, each environment, each release."""
+    try:
+        doc = _doc(folder)
+    except SpecError as e:
+        return e.problems
+    problems: list[Problem] = []
+    fn, checker = resolve(doc, folder, None)
+    problems += checker.problems
+    if not isinstance(doc.value, dict):
+        return unique(problems)
+    for env in environments_of(doc, folder):
+        fn_env, c = resolve(doc, folder, env)
+        problems += c.problems
+        if fn_env is not None and os.path.exists(release_path(folder, env)):
+            problems += check_release(folder, env, fn_env.name, fn_env.image, _display(folder, "releases", f"{env}.yaml"))
+    return unique(problems)

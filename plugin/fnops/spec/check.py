@@ -1,0 +1,140 @@
+"""A small checker that walks a loaded document and records precise problems.
+
+Each check names the field by its dotted path and says what would be valid; unknown keys
+get a "did you mean". Checks return a usable value (or None) so one pass reports every
+problem in the file instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from ..errors import Problem, SpecError
+from ..yamldoc import Doc
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", dict: "a mapping", list: "a list"}
+
+
+def dotted(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(document)"
+
+
+class Checker:
+    def __init__(self, doc: Doc):
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    def fail(self, path, message: str, *, key: bool = False) -> None:
+        self.problems.append(self.doc.problem(path, f"{dotted(path)}: {message}", key=key))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise SpecError(unique(self.problems))
+
+    def mapping(self, path, value, allowed) -> dict:
+        """`value` must be a mapping whose keys are all in `allowed`."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping with keys {', '.join(allowed)}")
+            return {}
+        for k in value:
+            if k not in allowed:
+                self.fail(tuple(path) + (k,), f"unknown key{_suggest(k, allowed)}", key=True)
+        return value
+
+    def typed(self, path, value, want):
+        """`value` of Python type `want` (bool is never an int), else a problem and None."""
+        if value is None:
+            return None
+        ok = isinstance(value, want) and not (want in (int, float, (int, float)) and isinstance(value, bool))
+        if not ok:
+            name = _TYPE_NAMES.get(want, "a number")
+            self.fail(path, f"expected {name}, got {_show(value)}")
+            return None
+        return value
+
+    def choice(self, path, value, choices):
+        if value is None:
+            return None
+        if value not in choices:
+            self.fail(path, f"'{value}' is not one of {', '.join(choices)}{_suggest(str(value), choices, list_all=False)}")
+            return None
+        return value
+
+    def integer(self, path, value, lo=None, hi=None):
+        v = self.typed(path, value, int)
+        if v is None:
+            return None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(path, f"{v} is out of range; allowed {_range(lo, hi)}")
+            return None
+        return v
+
+    def number(self, path, value, lo=None, hi=None):
+        v = self.typed(path, value, (int, float))
+        if v is None:
+            return None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(path, f"{v} is out of range; allowed {_range(lo, hi)}")
+            return None
+        return v
+
+    def parsed(self, path, value, parser, *args):
+        """Run a units parser; its ValueError message becomes the problem."""
+        if value is None:
+            return None
+        try:
+            return parser(value, *args)
+        except ValueError as e:
+            self.fail(path, str(e))
+            return None
+
+    def string_list(self, path, value, *, non_empty=False):
+        if value is None:
+            if non_empty:
+                self.fail(path, "is required: a non-empty list of strings")
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+            self.fail(path, "expected a list of non-empty strings")
+            return ()
+        if non_empty and not value:
+            self.fail(path, "must not be empty")
+        return tuple(value)
+
+
+def _range(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f"{lo}–{hi}"
+    return f"≥ {lo}" if lo is not None else f"≤ {hi}"
+
+
+def _show(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _suggest(word: str, choices, list_all: bool = True) -> str:
+    import difflib  # error path only: keep it off render's start-up
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if list_all and len(choices) <= 20:
+        return f"; valid keys: {', '.join(choices)}"
+    return ""
+
+
+def unique(problems):
+    seen, out = set(), []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out

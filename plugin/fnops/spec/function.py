@@ -1,0 +1,421 @@
+"""function.yaml v1: defaults, per-environment overlays, and every check a cluster would
+otherwise make later (see shared/reference/knative-keda-rules.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ..yamldoc import Doc
+from . import units
+from .check import Checker
+from .model import (
+    DEPLOYERS,
+    HPA_METRICS,
+    KPA_METRICS,
+    METRICS,
+    PYTHON_RUNTIMES,
+    ROLLBACK_MODES,
+    RUNTIMES,
+    VISIBILITIES,
+    CronTrigger,
+    EventTrigger,
+    Function,
+    KafkaTrigger,
+    Scale,
+    Slo,
+)
+
+TOP_KEYS = (
+    "name", "runtime", "handler", "image", "deployer", "env", "envFrom", "resources",
+    "timeout", "concurrency", "http", "scale", "triggers", "slo", "traffic", "notify",
+    "rollback", "environments",
+)
+OVERLAY_KEYS = tuple(k for k in TOP_KEYS if k not in ("name", "environments"))
+SCALE_KEYS = ("min", "max", "initial", "metric", "target", "window", "scaleDownDelay", "prometheus")
+RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
+# Longest traffic tag fnops renders ("candidate"): Knative builds `<tag>-<name>` hosts.
+CANARY_TAG, STABLE_TAG = "candidate", "stable"
+REVISION_HASH_LEN = 8
+MAX_NAME = 63 - 1 - REVISION_HASH_LEN  # revision `<name>-<hash>` must fit a label
+_HANDLER = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_CE_ATTR = re.compile(r"[a-z0-9]{1,20}")
+_HOSTPORT = re.compile(r"[^\s:/]+:\d{1,5}")
+_CRON_FIELD = re.compile(r"[\d*/,\-A-Za-z?LW#]+")
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def environments_of(doc: Doc, folder: str) -> list[str]:
+    """Environments this function knows: overlays plus pinned releases."""
+    envs = []
+    overlays = doc.value.get("environments") if isinstance(doc.value, dict) else None
+    if isinstance(overlays, dict):
+        envs.extend(str(k) for k in overlays)
+    rel = os.path.join(folder, "releases")
+    if os.path.isdir(rel):
+        for f in sorted(os.listdir(rel)):
+            if f.endswith(".yaml") and f[:-5] not in envs:
+                envs.append(f[:-5])
+    return envs
+
+
+def merged_for(doc: Doc, env: str | None) -> Doc:
+    """The document as seen by `env`: its overlay deep-merged over the top level.
+
+    Mappings merge key by key; lists and scalars in the overlay replace. Positions follow
+    the value, so an error in an overlaid field points at the overlay's line.
+    """
+    base = doc.value if isinstance(doc.value, dict) else {}
+    overlay = None
+    if env is not None:
+        envs = base.get("environments")
+        if isinstance(envs, dict):
+            overlay = envs.get(env)
+    marks, key_marks = dict(doc.marks), dict(doc.key_marks)
+    value = {k: v for k, v in base.items() if k != "environments"}
+    if isinstance(overlay, dict):
+        prefix = ("environments", env)
+        for src, dst in ((doc.marks, marks), (doc.key_marks, key_marks)):
+            for p, m in src.items():
+                if p[:2] == prefix and len(p) > 2:
+                    dst[p[2:]] = m
+        value = _deep_merge(value, overlay)
+    return Doc(doc.path, value, marks, key_marks)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def check_overlays(doc: Doc) -> Checker:
+    """Checks on the raw document that merging would hide."""
+    c = Checker(doc)
+    top = c.mapping((), doc.value, TOP_KEYS)
+    envs = top.get("environments")
+    if envs is not None:
+        if not isinstance(envs, dict):
+            c.fail(("environments",), "expected a mapping of environment name to overrides")
+        else:
+            for env, over in envs.items():
+                p = ("environments", env)
+                if not isinstance(env, str) or not units.DNS1123_LABEL.fullmatch(env) or len(env) > 63:
+                    c.fail(p, "environment names are lowercase DNS labels (a-z, 0-9, '-')", key=True)
+                if over is not None and not isinstance(over, dict):
+                    c.fail(p, "expected a mapping of overrides")
+                elif isinstance(over, dict):
+                    for k in ("name", "environments"):
+                        if k in over:
+                            c.fail(p + (k,), f"'{k}' cannot be overridden per environment", key=True)
+    return c
+
+
+def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Checker]:
+    """Validate the function as `env` sees it. Returns (Function or None, checker)."""
+    c = check_overlays(doc)
+    if doc.value is None:
+        c.fail((), "file is empty; at least 'runtime' is required")
+        return None, c
+    if not isinstance(doc.value, dict):
+        return None, c
+    m = merged_for(doc, env)
+    c.doc = m
+    v = m.value
+    folder_name = os.path.basename(os.path.abspath(folder))
+    name = c.typed(("name",), v.get("name", folder_name), str)
+    if name is not None:
+        if not units.DNS1035.fullmatch(name):
+            where = ("name",) if "name" in v else ()
+            why = "" if "name" in v else f" (taken from the folder name; set 'name' to override)"
+            c.fail(where, f"'{name}' is not a valid name: lowercase letters, digits and '-', starting with a letter{why}")
+            name = None
+        elif len(name) > MAX_NAME:
+            c.fail(("name",), f"'{name}' is {len(name)} characters; at most {MAX_NAME} so that revision names '<name>-<{REVISION_HASH_LEN} hex>' fit 63")
+            name = None
+
+    runtime = v.get("runtime")
+    if runtime is None:
+        c.fail((), "'runtime' is required: one of " + ", ".join(RUNTIMES))
+    runtime = c.choice(("runtime",), runtime, RUNTIMES)
+    handler = c.typed(("handler",), v.get("handler", "handler:handle"), str)
+    if handler and not _HANDLER.fullmatch(handler):
+        c.fail(("handler",), f"'{handler}' is not module:function (e.g. handler:handle)")
+    image = c.typed(("image",), v.get("image"), str)
+    if image is not None:
+        from ..types import Repository
+
+        try:
+            Repository(image)
+        except ValueError as e:
+            c.fail(("image",), f"{e}; a repository only, without tag or digest (releases pin those)")
+            image = None
+    if runtime == "image" and image is None and "image" not in v:
+        c.fail(("runtime",), "runtime 'image' needs 'image': the repository to deploy from")
+    deployer = c.choice(("deployer",), v.get("deployer", "knative"), DEPLOYERS) or "knative"
+
+    env_pairs = _env(c, v.get("env"))
+    secrets, config_maps = _env_from(c, v.get("envFrom"))
+    requests, limits = _resources(c, v.get("resources"))
+    timeout = c.parsed(("timeout",), v.get("timeout"), units.whole_seconds, 1, 600)
+    concurrency = c.integer(("concurrency",), v.get("concurrency"), 0, 1000)
+    http = c.mapping(("http",), v.get("http"), ("visibility", "hosts"))
+    visibility = c.choice(("http", "visibility"), http.get("visibility", "public"), VISIBILITIES) or "public"
+    hosts = c.string_list(("http", "hosts"), http.get("hosts"))
+    if hosts and deployer != "keda":
+        c.fail(("http", "hosts"), "only used with deployer: keda (Knative assigns hosts itself)")
+    scale = _scale(c, v.get("scale"), deployer, visibility)
+    triggers = _triggers(c, v.get("triggers"), deployer, name or "fn", env)
+    slo = _slo(c, v.get("slo"), deployer, visibility)
+    traffic = c.mapping(("traffic",), v.get("traffic"), ("canary",))
+    canary = c.integer(("traffic", "canary"), traffic.get("canary"), 1, 99)
+    if canary is not None and deployer != "knative":
+        c.fail(("traffic", "canary"), "traffic splitting needs deployer: knative")
+    if canary is not None and name and len(CANARY_TAG) + 1 + len(name) > 63:
+        c.fail(("traffic", "canary"), f"with a canary the tag host '{CANARY_TAG}-{name}' is longer than 63; shorten the name to ≤ {62 - len(CANARY_TAG)}")
+    notify = c.mapping(("notify",), v.get("notify"), ("slack",))
+    slack = c.typed(("notify", "slack"), notify.get("slack"), str)
+    rollback = c.choice(("rollback",), v.get("rollback", "off"), ROLLBACK_MODES) or "off"
+    if deployer == "keda" and scale and scale.metric in KPA_METRICS and visibility == "none":
+        c.fail(("scale", "metric"), f"'{scale.metric}' scaling needs HTTP; with http.visibility none scale on triggers or cpu|memory|prometheus")
+    if deployer == "keda" and scale and scale.min == 0 and visibility == "none":
+        if not any(isinstance(t, (KafkaTrigger, CronTrigger)) for t in triggers) and scale.metric != "prometheus":
+            c.fail(("scale", "min"), "KEDA cannot scale to zero on cpu/memory alone; add a kafka/cron trigger, use metric prometheus, or set scale.min ≥ 1")
+    if deployer == "knative" and visibility == "none" and not triggers:
+        c.fail(("http", "visibility"), "'none' makes the function event-only, but it has no triggers")
+
+    if c.problems or runtime is None or name is None:
+        return None, c
+    envs = tuple(environments_of(doc, folder))
+    return (
+        Function(
+            name=name, runtime=runtime, folder=folder, environment=env, handler=handler or "handler:handle",
+            image=image, deployer=deployer, env=env_pairs, secrets=secrets, config_maps=config_maps,
+            requests=requests, limits=limits, timeout=300 if timeout is None else timeout,
+            concurrency=concurrency or 0, visibility=visibility, hosts=hosts, scale=scale, triggers=triggers,
+            slo=slo, canary=canary, notify_slack=slack, rollback=rollback, environments=envs,
+        ),
+        c,
+    )
+
+
+def _env(c: Checker, value) -> tuple:
+    env = c.mapping(("env",), value, ()) if not isinstance(value, dict) else value
+    out = []
+    for k, val in env.items():
+        p = ("env", k)
+        if not isinstance(k, str) or not _ENV_NAME.fullmatch(k):
+            c.fail(p, "environment variable names are letters, digits, '_', '-', '.' and must not start with a digit", key=True)
+            continue
+        if k in RESERVED_ENV:
+            c.fail(p, f"'{k}' is reserved by Knative (reserved: {', '.join(RESERVED_ENV)})", key=True)
+            continue
+        if isinstance(val, bool) or val is None or isinstance(val, (dict, list)):
+            c.fail(p, f"value must be a string; quote it, e.g. {k}: \"{'true' if val is True else 'false' if val is False else ''}\"")
+            continue
+        out.append((k, val if isinstance(val, str) else units.format_number(val)))
+    return tuple(out)
+
+
+def _env_from(c: Checker, value):
+    ef = c.mapping(("envFrom",), value, ("secrets", "configMaps"))
+    out = []
+    for key in ("secrets", "configMaps"):
+        names = c.string_list(("envFrom", key), ef.get(key))
+        for i, n in enumerate(names):
+            if not units.DNS1123_LABEL.fullmatch(n.replace(".", "-")) or len(n) > 253:
+                c.fail(("envFrom", key, i), f"'{n}' is not a valid object name (lowercase DNS subdomain)")
+        out.append(names)
+    return out[0], out[1]
+
+
+def _resources(c: Checker, value):
+    r = c.mapping(("resources",), value, ("cpu", "memory", "limits"))
+    requests = []
+    for k in ("cpu", "memory"):
+        q = c.parsed(("resources", k), r.get(k), units.quantity)
+        if q is not None:
+            requests.append((k, q))
+    lim = c.mapping(("resources", "limits"), r.get("limits"), ("cpu", "memory"))
+    limits = []
+    for k in ("cpu", "memory"):
+        q = c.parsed(("resources", "limits", k), lim.get(k), units.quantity)
+        if q is not None:
+            limits.append((k, q))
+    return tuple(requests), tuple(limits)
+
+
+def _scale(c: Checker, value, deployer: str, visibility: str) -> Scale:
+    s = c.mapping(("scale",), value, SCALE_KEYS)
+    p = ("scale",)
+    default_metric = "concurrency" if (deployer == "knative" or visibility != "none") else None
+    lo = c.integer(p + ("min",), s.get("min", 0), 0) or 0
+    hi = c.integer(p + ("max",), s.get("max", 0), 0) or 0
+    if hi and lo > hi:
+        c.fail(p + ("max",), f"max ({hi}) is below min ({lo}); set max ≥ min, or 0 for unlimited")
+    initial = c.integer(p + ("initial",), s.get("initial"), 1)
+    if initial is not None and hi and initial > hi:
+        c.fail(p + ("initial",), f"initial ({initial}) is above max ({hi})")
+    metric = c.choice(p + ("metric",), s.get("metric", default_metric), METRICS)
+    target = c.number(p + ("target",), s.get("target"), 0.01)
+    if metric == "cpu" and target is not None and not 1 <= target <= 100:
+        c.fail(p + ("target",), f"{target} is out of range; cpu target is a utilization percent 1–100")
+    window = c.parsed(p + ("window",), s.get("window"), units.whole_seconds, 6, 3600)
+    delay = c.parsed(p + ("scaleDownDelay",), s.get("scaleDownDelay"), units.whole_seconds, 0, 3600)
+    prom = c.mapping(p + ("prometheus",), s.get("prometheus"), ("query", "serverAddress"))
+    query = c.typed(p + ("prometheus", "query"), prom.get("query"), str)
+    address = c.typed(p + ("prometheus", "serverAddress"), prom.get("serverAddress"), str)
+    if metric == "prometheus":
+        if not query:
+            c.fail(p + ("prometheus", "query"), "is required when metric is prometheus")
+        if not address:
+            c.fail(p + ("prometheus", "serverAddress"), "is required when metric is prometheus (e.g. http://prometheus.monitoring:9090)")
+        if target is None:
+            c.fail(p + ("target",), "is required when metric is prometheus: the per-pod value of the query to aim for")
+    elif prom:
+        c.fail(p + ("prometheus",), f"only used with metric: prometheus (metric is {metric})")
+    if deployer == "knative" and metric in HPA_METRICS:
+        if lo < 1:
+            c.fail(p + ("min",), f"metric '{metric}' uses the HPA class (autoscaler-keda), which cannot scale from zero; set scale.min ≥ 1 or use metric concurrency|rps")
+        if window is not None:
+            c.fail(p + ("window",), f"window applies to KPA metrics (concurrency, rps), not '{metric}'")
+    return Scale(min=lo, max=hi, metric=metric, target=target, window=window, scale_down_delay=delay,
+                 initial=initial, prometheus_query=query, prometheus_address=address)
+
+
+def _triggers(c: Checker, value, deployer: str, name: str, env: str | None) -> tuple:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.fail(("triggers",), "expected a list of triggers (each one of cron, kafka, event)")
+        return ()
+    out = []
+    for i, t in enumerate(value):
+        p = ("triggers", i)
+        if not isinstance(t, dict) or len(t) != 1:
+            c.fail(p, "each trigger is a mapping with exactly one key: cron, kafka or event")
+            continue
+        (kind, body), = t.items()
+        c.mapping(p, t, ("cron", "kafka", "event"))
+        if kind == "cron":
+            out.append(_cron(c, p + ("cron",), body, deployer))
+        elif kind == "kafka":
+            out.append(_kafka(c, p + ("kafka",), body, name, env, i))
+        elif kind == "event":
+            if deployer != "knative":
+                c.fail(p + ("event",), "event triggers deliver through a Knative Broker and need deployer: knative", key=True)
+            out.append(_event(c, p + ("event",), body))
+    return tuple(x for x in out if x is not None)
+
+
+def _cron(c: Checker, p, body, deployer: str):
+    keys = ("schedule", "timezone", "data") if deployer == "knative" else ("start", "end", "timezone", "desiredReplicas")
+    b = c.mapping(p, body, keys)
+    tz = c.typed(p + ("timezone",), b.get("timezone"), str)
+    if tz is not None:
+        _check_timezone(c, p + ("timezone",), tz)
+    if deployer == "knative":
+        sched = c.typed(p + ("schedule",), b.get("schedule"), str)
+        if sched is None and "schedule" not in b:
+            c.fail(p, "'schedule' is required (cron syntax, e.g. \"*/5 * * * *\")")
+        elif sched is not None:
+            _check_cron(c, p + ("schedule",), sched)
+        data = b.get("data")
+        text = None
+        if data is not None:
+            text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return CronTrigger(schedule=sched, timezone=tz, data=text)
+    # KEDA's cron scaler is a time window, not a job trigger.
+    start = c.typed(p + ("start",), b.get("start"), str)
+    end = c.typed(p + ("end",), b.get("end"), str)
+    for k, val in (("start", start), ("end", end)):
+        if val is None:
+            c.fail(p, f"'{k}' is required with deployer keda (KEDA's cron scaler keeps replicas up between start and end)")
+        else:
+            _check_cron(c, p + (k,), val)
+    if tz is None:
+        c.fail(p, "'timezone' is required with deployer keda (e.g. Europe/Berlin)")
+    desired = c.integer(p + ("desiredReplicas",), b.get("desiredReplicas", 1), 1)
+    return CronTrigger(start=start, end=end, timezone=tz, desired_replicas=desired)
+
+
+def _check_cron(c: Checker, p, text: str) -> None:
+    if text.startswith("@"):
+        if text not in _CRON_MACROS and not text.startswith("@every "):
+            c.fail(p, f"'{text}' is not a cron macro ({', '.join(_CRON_MACROS)})")
+        return
+    fields = text.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+        c.fail(p, f"'{text}' is not a 5-field cron schedule (minute hour day-of-month month day-of-week)")
+
+
+def _check_timezone(c: Checker, p, tz: str) -> None:
+    import zoneinfo  # only when a timezone is written
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        c.fail(p, f"'{tz}' is not an IANA time zone (e.g. Europe/Berlin, Asia/Seoul, UTC)")
+
+
+def _kafka(c: Checker, p, body, name: str, env: str | None, index: int):
+    keys = ("bootstrapServers", "topics", "consumerGroup", "lagThreshold", "minConsumers", "maxConsumers", "initialOffset")
+    b = c.mapping(p, body, keys)
+    servers = c.string_list(p + ("bootstrapServers",), b.get("bootstrapServers"), non_empty=True)
+    for i, s in enumerate(servers):
+        if not _HOSTPORT.fullmatch(s):
+            c.fail(p + ("bootstrapServers", i), f"'{s}' is not host:port")
+    topics = c.string_list(p + ("topics",), b.get("topics"), non_empty=True)
+    default_group = f"{name}-{env}" if env else name
+    if index:
+        default_group += f"-{index}"
+    group = c.typed(p + ("consumerGroup",), b.get("consumerGroup", default_group), str)
+    lag = c.integer(p + ("lagThreshold",), b.get("lagThreshold"), 1)
+    lo = c.integer(p + ("minConsumers",), b.get("minConsumers"), 0)
+    hi = c.integer(p + ("maxConsumers",), b.get("maxConsumers"), 1)
+    if lo is not None and hi is not None and lo > hi:
+        c.fail(p + ("maxConsumers",), f"maxConsumers ({hi}) is below minConsumers ({lo})")
+    if (lo is not None or hi is not None) and lag is None:
+        c.fail(p + ("lagThreshold",), "is required when minConsumers/maxConsumers are set (consumers scale on lag)")
+    offset = c.choice(p + ("initialOffset",), b.get("initialOffset"), ("earliest", "latest"))
+    return KafkaTrigger(servers, topics, group or default_group, lag, lo, hi, offset)
+
+
+def _event(c: Checker, p, body):
+    b = c.mapping(p, body, ("broker", "filter"))
+    broker = c.typed(p + ("broker",), b.get("broker", "default"), str) or "default"
+    flt = b.get("filter")
+    pairs = []
+    if flt is not None and not isinstance(flt, dict):
+        c.fail(p + ("filter",), "expected a mapping of CloudEvents attribute to exact value")
+    for k, val in (flt or {}).items() if isinstance(flt, dict) else ():
+        if not _CE_ATTR.fullmatch(str(k)):
+            c.fail(p + ("filter", k), "CloudEvents attribute names are 1–20 lowercase letters or digits", key=True)
+        elif not isinstance(val, str):
+            c.fail(p + ("filter", k), "filter values are strings; quote it")
+        else:
+            pairs.append((k, val))
+    return EventTrigger(broker, tuple(pairs))
+
+
+def _slo(c: Checker, value, deployer: str, visibility: str):
+    if value is None:
+        return None
+    p = ("slo",)
+    s = c.mapping(p, value, ("latencyP95", "errorRate", "for"))
+    lat = c.parsed(p + ("latencyP95",), s.get("latencyP95"), units.duration_seconds)
+    if lat is not None and lat <= 0:
+        c.fail(p + ("latencyP95",), "must be greater than 0")
+    err = c.parsed(p + ("errorRate",), s.get("errorRate"), units.percent)
+    for_ = c.parsed(p + ("for",), s.get("for", "5m"), units.prom_duration)
+    if "latencyP95" not in s and "errorRate" not in s:
+        c.fail(p, "set latencyP95 and/or errorRate")
+    if deployer != "knative":
+        c.fail(p, "SLO alerts use Knative queue-proxy metrics and need deployer: knative")
+    return Slo(lat, err, for_ or "5m")

@@ -1,0 +1,85 @@
+"""releases/<env>.yaml: the digest pin fnops writes and render/bridge read."""
+
+from __future__ import annotations
+
+import os
+
+from .. import yamldoc
+from ..errors import SpecError
+from ..types import GitSha, PinnedImage
+from . import units
+from .check import Checker
+from .model import Release
+
+RELEASE_KEYS = ("image", "source", "releasedAt", "previous", "rollbackOf")
+SOURCE_KEYS = ("repo", "commit", "ref", "run")
+PREVIOUS_KEYS = ("image", "revision")
+
+
+def release_path(folder: str, env: str) -> str:
+    return os.path.join(folder, "releases", f"{env}.yaml")
+
+
+def load_release(folder: str, env: str, fn_name: str, repository: str | None, display: str) -> Release:
+    """Load and check the pin. `repository` is the function's own image repository, if set."""
+    doc = yamldoc.load(release_path(folder, env), display)
+    c = Checker(doc)
+    if doc.value is None:
+        c.fail((), "file is empty; 'image' is required")
+        c.raise_if_any()
+    v = c.mapping((), doc.value, RELEASE_KEYS)
+    image = _pinned(c, ("image",), v.get("image"), fn_name, repository, required=True)
+    src = c.mapping(("source",), v.get("source"), SOURCE_KEYS)
+    commit = None
+    if src.get("commit") is not None:
+        try:
+            commit = GitSha(str(src["commit"]))
+        except ValueError as e:
+            c.fail(("source", "commit"), str(e))
+    for k in ("repo", "ref", "run"):
+        c.typed(("source", k), src.get(k), str)
+    released = c.typed(("releasedAt",), v.get("releasedAt"), str)
+    prev = c.mapping(("previous",), v.get("previous"), PREVIOUS_KEYS)
+    prev_image = _pinned(c, ("previous", "image"), prev.get("image"), fn_name, repository, required=bool(prev))
+    prev_rev = c.typed(("previous", "revision"), prev.get("revision"), str)
+    if prev_rev is not None and (not units.DNS1035.fullmatch(prev_rev) or len(prev_rev) > 63):
+        c.fail(("previous", "revision"), f"'{prev_rev}' is not a revision name (DNS label, e.g. {fn_name}-1a2b3c4d)")
+        prev_rev = None
+    rollback_of = c.typed(("rollbackOf",), v.get("rollbackOf"), str)
+    c.raise_if_any()
+    return Release(
+        path=display, image=image, source_repo=src.get("repo"), source_commit=commit,
+        source_ref=src.get("ref"), source_run=src.get("run"), released_at=released,
+        previous_image=prev_image, previous_revision=prev_rev, rollback_of=rollback_of,
+    )
+
+
+def _pinned(c: Checker, path, value, fn_name: str, repository: str | None, *, required: bool):
+    if value is None:
+        if required:
+            c.fail(path, "is required: <repository>[:tag]@sha256:<64 hex>")
+        return None
+    if not isinstance(value, str):
+        c.fail(path, "expected an image reference string")
+        return None
+    try:
+        ref = PinnedImage.parse(value)
+    except ValueError as e:
+        c.fail(path, str(e))
+        return None
+    if repository is not None:
+        if ref.repository != repository:
+            c.fail(path, f"'{ref.repository}' is not this function's repository '{repository}'")
+            return None
+    elif ref.repository.rsplit("/", 1)[-1] != fn_name:
+        c.fail(path, f"'{ref.repository}' is not this function's repository (<registry>/{fn_name}); set 'image' in function.yaml if it lives elsewhere")
+        return None
+    return ref
+
+
+def check_release(folder: str, env: str, fn_name: str, repository: str | None, display: str) -> list:
+    try:
+        load_release(folder, env, fn_name, repository, display)
+    except SpecError as e:
+        return e.problems
+    return []
