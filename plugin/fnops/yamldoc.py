@@ -155,11 +155,9 @@ def loads(text: str, path: str) -> Doc:
         raise SpecError([Problem(path, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
     try:
         node = yaml.compose(text, Loader=_Loader)
-    except yaml.composer.ComposerError as e:
-        if "more than one document" in str(e.problem or ""):
-            raise _fail(path, e.problem_mark, "expected one YAML document, found several") from None
-        raise _fail(path, e.problem_mark, f"invalid YAML: {e.problem}") from None
     except yaml.MarkedYAMLError as e:
+        if "another document" in str(e.problem or "") or "more than one document" in str(e.problem or ""):
+            raise _fail(path, e.problem_mark, "expected one YAML document, found several") from None
         raise _fail(path, e.problem_mark, f"invalid YAML: {e.problem}") from None
     except yaml.YAMLError as e:  # reader errors: bad bytes
         raise SpecError([Problem(path, 1, 1, f"invalid YAML: {e}")]) from None

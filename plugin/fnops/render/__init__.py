@@ -24,8 +24,13 @@ def dump(objs: list[dict]) -> str:
     import yaml
 
     try:
-        from yaml import CSafeDumper as Dumper
+        from yaml import CSafeDumper as Base
     except ImportError:  # pragma: no cover
-        from yaml import SafeDumper as Dumper
+        from yaml import SafeDumper as Base
+
+    class Dumper(Base):
+        def ignore_aliases(self, data):  # shared dicts must print in full, never as &id001
+            return True
+
     return yaml.dump_all(objs, Dumper=Dumper, sort_keys=False, default_flow_style=False,
                          explicit_start=True, allow_unicode=True, width=1 << 16)

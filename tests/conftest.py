@@ -1,0 +1,41 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+EXAMPLES = os.path.join(ROOT, "examples", "functions")
+sys.path.insert(0, HERE)
+
+
+def example_functions():
+    return sorted(d for d in os.listdir(EXAMPLES) if os.path.isfile(os.path.join(EXAMPLES, d, "function.yaml")))
+
+
+def example_envs(name):
+    rel = os.path.join(EXAMPLES, name, "releases")
+    return sorted(f[:-5] for f in os.listdir(rel) if f.endswith(".yaml"))
+
+
+def fnops(*args, cwd=None, env=None, timeout=60):
+    """Run the installed console script as Argo CD would: a fresh process."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "FNOPS_"))}
+    base.update(env or {})
+    exe = shutil.which("fnops") or sys.executable
+    cmd = [exe, *args] if exe != sys.executable else [exe, "-m", "fnops", *args]
+    return subprocess.run(cmd, cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def fn_dir(tmp_path):
+    """A copy of an example function to break."""
+
+    def make(name="hello", folder=None):
+        dst = tmp_path / (folder or name)
+        shutil.copytree(os.path.join(EXAMPLES, name), dst)
+        return dst
+
+    return make
