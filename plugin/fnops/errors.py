@@ -7,7 +7,7 @@ This module is imported on the render path, so it imports nothing heavy.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 
 class FnopsError(Exception):
@@ -36,14 +36,10 @@ class PermanentError(FnopsError):
     """Retrying will not help (bad token, 4xx, genuine conflict)."""
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(namedtuple("Problem", "path line col message")):
     """One invalid thing in one file, with where it is."""
 
-    path: str
-    line: int
-    col: int
-    message: str
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.message}"

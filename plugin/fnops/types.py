@@ -7,16 +7,16 @@ used.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from .lazyre import LazyRe
+from collections import namedtuple
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_GITSHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
+_HEX64 = LazyRe(r"[0-9a-f]{64}")
+_GITSHA = LazyRe(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
 # docker/distribution reference grammar, simplified to what registries accept.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_REPO = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_REPO = LazyRe(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG = LazyRe(r"[\w][\w.-]{0,127}")
 
 
 class Digest(str):
@@ -51,13 +51,10 @@ class Repository(str):
         return super().__new__(cls, value)
 
 
-@dataclass(frozen=True)
-class PinnedImage:
+class PinnedImage(namedtuple("PinnedImage", "repository tag digest")):
     """`repository[:tag]@sha256:…` — what a release pins. Never a bare tag."""
 
-    repository: Repository
-    tag: str | None
-    digest: Digest
+    __slots__ = ()
 
     @classmethod
     def parse(cls, ref: str) -> "PinnedImage":

@@ -9,8 +9,6 @@ should: custom tags, duplicate keys, oversized files and alias bombs ("billion l
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-
 import yaml
 
 from .errors import Problem, SpecError
@@ -40,14 +38,16 @@ _SCALARS = {
 Path = tuple  # of str (mapping keys) and int (sequence indexes)
 
 
-@dataclass
 class Doc:
     """A loaded document: the plain value plus where every part of it was written."""
 
-    path: str
-    value: object
-    marks: dict = field(default_factory=dict)  # Path -> (line, col) of the value
-    key_marks: dict = field(default_factory=dict)  # Path -> (line, col) of the key
+    __slots__ = ("path", "value", "marks", "key_marks")
+
+    def __init__(self, path: str, value, marks=None, key_marks=None):
+        self.path = path
+        self.value = value
+        self.marks = marks or {}  # Path -> (line, col) of the value
+        self.key_marks = key_marks or {}  # Path -> (line, col) of the key
 
     def at(self, path: Path) -> tuple[int, int]:
         """Best position for `path`: the value, else the key, else the nearest parent."""

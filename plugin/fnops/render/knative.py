@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+
+try:  # the builtin SHA-256 avoids loading OpenSSL through hashlib on every render
+    from _sha256 import sha256
+except ImportError:  # Python ≥ 3.12 names it _sha2
+    try:
+        from _sha2 import sha256
+    except ImportError:  # pragma: no cover
+        from hashlib import sha256
 
 from ..spec.function import CANARY_TAG, REVISION_HASH_LEN, STABLE_TAG
 from ..spec.model import Function, Release
@@ -49,7 +56,7 @@ def revision_name(fn_name: str, template: dict) -> str:
     body = {k: v for k, v in template.items() if k != "metadata"}
     md = {k: v for k, v in template["metadata"].items() if k != "name"}
     blob = json.dumps({"metadata": md, **body}, sort_keys=True, separators=(",", ":"))
-    return f"{fn_name}-{hashlib.sha256(blob.encode()).hexdigest()[:REVISION_HASH_LEN]}"
+    return f"{fn_name}-{sha256(blob.encode()).hexdigest()[:REVISION_HASH_LEN]}"
 
 
 def service(fn: Function, release: Release, opts: RenderOptions) -> dict:

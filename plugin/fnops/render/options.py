@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 METRIC_FAMILIES = ("otel", "opencensus")
 DEFAULT_HTTP_SCALER = "keda-add-ons-http-external-scaler.keda:9090"
 
 
-@dataclass(frozen=True)
-class RenderOptions:
-    namespace: str | None = None
-    part_of: str = "functions"
-    # Knative ≥ 1.18 exports queue-proxy request metrics through OpenTelemetry;
-    # older clusters (or ones left on OpenCensus names) use the revision_* family.
-    metrics: str = "otel"
-    keda_http_scaler: str = DEFAULT_HTTP_SCALER
+class RenderOptions(namedtuple("RenderOptions", "namespace part_of metrics keda_http_scaler",
+                               defaults=(None, "functions", "otel", DEFAULT_HTTP_SCALER))):
+    """metrics: Knative ≥ 1.18 exports queue-proxy request metrics through OpenTelemetry
+    ("otel"); older clusters, or ones left on OpenCensus names, use the revision_* family."""
+
+    __slots__ = ()
 
     @classmethod
     def from_environ(cls, environ=os.environ) -> "RenderOptions":

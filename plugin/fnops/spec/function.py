@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+from ..lazyre import LazyRe
 
 from ..yamldoc import Doc
 from . import units
@@ -39,11 +39,11 @@ RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
 CANARY_TAG, STABLE_TAG = "candidate", "stable"
 REVISION_HASH_LEN = 8
 MAX_NAME = 63 - 1 - REVISION_HASH_LEN  # revision `<name>-<hash>` must fit a label
-_HANDLER = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-_CE_ATTR = re.compile(r"[a-z0-9]{1,20}")
-_HOSTPORT = re.compile(r"[^\s:/]+:\d{1,5}")
-_CRON_FIELD = re.compile(r"[\d*/,\-A-Za-z?LW#]+")
+_HANDLER = LazyRe(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_ENV_NAME = LazyRe(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_CE_ATTR = LazyRe(r"[a-z0-9]{1,20}")
+_HOSTPORT = LazyRe(r"[^\s:/]+:\d{1,5}")
+_CRON_FIELD = LazyRe(r"[\d*/,\-A-Za-z?LW#]+")
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 

@@ -2,13 +2,24 @@
 
 Everything here is already checked: the renderer trusts these values and never
 re-validates. Durations are whole seconds, percents are numbers, names are valid.
+
+Records are immutable namedtuples rather than dataclasses: `fnops render` starts once per
+app per commit in Argo CD, and dataclasses (with `inspect`) cost more start-up than all
+of rendering.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
 
-from ..types import GitSha, PinnedImage
+
+def record(name: str, fields: str, **defaults):
+    """namedtuple with keyword defaults for the trailing fields."""
+    names = fields.split()
+    tail = names[len(names) - len(defaults):] if defaults else []
+    if sorted(tail) != sorted(defaults):
+        raise TypeError(f"{name}: defaults must be the trailing fields")
+    return namedtuple(name, names, defaults=[defaults[n] for n in tail])
 
 RUNTIMES = ("python3.11", "python3.12", "python3.13", "dockerfile", "image")
 PYTHON_RUNTIMES = RUNTIMES[:3]
@@ -20,95 +31,47 @@ METRICS = KPA_METRICS + HPA_METRICS
 ROLLBACK_MODES = ("auto", "pr", "off")
 
 
-@dataclass(frozen=True)
-class Scale:
-    min: int = 0
-    max: int = 0  # 0 = unlimited
-    metric: str | None = "concurrency"
-    target: float | None = None
-    window: int | None = None  # seconds
-    scale_down_delay: int | None = None  # seconds
-    initial: int | None = None
-    prometheus_query: str | None = None
-    prometheus_address: str | None = None
+class Scale(record("Scale", "min max metric target window scale_down_delay initial prometheus_query prometheus_address",
+                   min=0, max=0, metric="concurrency", target=None, window=None, scale_down_delay=None,
+                   initial=None, prometheus_query=None, prometheus_address=None)):
+    """max 0 = unlimited; window and scale_down_delay in whole seconds."""
+
+    __slots__ = ()
 
     @property
     def hpa_class(self) -> bool:
         return self.metric in HPA_METRICS
 
 
-@dataclass(frozen=True)
-class CronTrigger:
-    schedule: str | None = None  # knative: PingSource
-    timezone: str | None = None
-    data: str | None = None  # JSON text
-    start: str | None = None  # keda: a time window
-    end: str | None = None
-    desired_replicas: int | None = None
+# knative: schedule/timezone/data (JSON text) -> PingSource; keda: a start/end time window.
+CronTrigger = record("CronTrigger", "schedule timezone data start end desired_replicas",
+                     schedule=None, timezone=None, data=None, start=None, end=None, desired_replicas=None)
 
 
-@dataclass(frozen=True)
-class KafkaTrigger:
-    bootstrap_servers: tuple[str, ...]
-    topics: tuple[str, ...]
-    consumer_group: str
-    lag_threshold: int | None = None
-    min_consumers: int | None = None
-    max_consumers: int | None = None
-    initial_offset: str | None = None
+KafkaTrigger = record("KafkaTrigger", "bootstrap_servers topics consumer_group lag_threshold min_consumers "
+                      "max_consumers initial_offset", lag_threshold=None, min_consumers=None,
+                      max_consumers=None, initial_offset=None)
 
 
-@dataclass(frozen=True)
-class EventTrigger:
-    broker: str
-    filter: tuple[tuple[str, str], ...]
+EventTrigger = record("EventTrigger", "broker filter")  # filter: ((attribute, value), …)
 
 
-@dataclass(frozen=True)
-class Slo:
-    latency_p95_seconds: float | None
-    error_rate_percent: float | None
-    for_: str  # Prometheus duration
+Slo = record("Slo", "latency_p95_seconds error_rate_percent for_")  # for_: a Prometheus duration
 
 
-@dataclass(frozen=True)
-class Release:
-    """releases/<env>.yaml"""
-
-    path: str
-    image: PinnedImage
-    source_repo: str | None = None
-    source_commit: GitSha | None = None
-    source_ref: str | None = None
-    source_run: str | None = None
-    released_at: str | None = None
-    previous_image: PinnedImage | None = None
-    previous_revision: str | None = None
-    rollback_of: str | None = None
+# releases/<env>.yaml; image/previous_image are PinnedImage, source_commit a GitSha.
+Release = record("Release", "path image source_repo source_commit source_ref source_run released_at "
+                 "previous_image previous_revision rollback_of", source_repo=None, source_commit=None,
+                 source_ref=None, source_run=None, released_at=None, previous_image=None,
+                 previous_revision=None, rollback_of=None)
 
 
-@dataclass(frozen=True)
-class Function:
-    name: str
-    runtime: str
-    folder: str
-    environment: str | None
-    handler: str = "handler:handle"
-    image: str | None = None  # repository only
-    deployer: str = "knative"
-    env: tuple[tuple[str, str], ...] = ()
-    secrets: tuple[str, ...] = ()
-    config_maps: tuple[str, ...] = ()
-    requests: tuple[tuple[str, str], ...] = ()
-    limits: tuple[tuple[str, str], ...] = ()
-    timeout: int = 300
-    concurrency: int = 0
-    visibility: str = "public"
-    hosts: tuple[str, ...] = ()
-    scale: Scale = field(default_factory=Scale)
-    triggers: tuple = ()
-    slo: Slo | None = None
-    canary: int | None = None
-    notify_slack: str | None = None
-    rollback: str = "off"
-    environments: tuple[str, ...] = ()
+# image: the repository only (releases pin tag + digest); env/requests/limits: ((k, v), …).
+Function = record(
+    "Function",
+    "name runtime folder environment handler image deployer env secrets config_maps requests limits timeout "
+    "concurrency visibility hosts scale triggers slo canary notify_slack rollback environments",
+    handler="handler:handle", image=None, deployer="knative", env=(), secrets=(), config_maps=(), requests=(),
+    limits=(), timeout=300, concurrency=0, visibility="public", hosts=(), scale=Scale(), triggers=(), slo=None,
+    canary=None, notify_slack=None, rollback="off", environments=(),
+)

@@ -4,14 +4,14 @@ would be valid."""
 
 from __future__ import annotations
 
-import re
+from ..lazyre import LazyRe
 
-_DUR_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DUR_PART = LazyRe(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1035 = LazyRe(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+DNS1123_LABEL = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # k8s.io/apimachinery resource.Quantity, the forms people write.
-_QUANTITY = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?")
+_QUANTITY = LazyRe(r"[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?")
 
 
 def duration_seconds(value) -> float:
