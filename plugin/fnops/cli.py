@@ -8,6 +8,7 @@ import sys
 import click
 
 from .errors import FnopsError
+from .release_cli import gitops_flags, report, resolve_branch, source_from_environment, token_from
 
 
 class FnopsGroup(click.Group):
@@ -78,6 +79,73 @@ def new(name, runtime, directory):
     folder = scaffold(name, runtime, directory)
     click.echo(f"created {folder}")
     click.echo(f"next: edit {os.path.join(folder, 'function.yaml')}, then `fnops validate {folder}`")
+
+
+@cli.command()
+@click.argument("function")
+@click.option("--env", "env", required=True, help="Environment whose pin to write.")
+@click.option("--image", required=True, metavar="REF@sha256:…", help="Digest-pinned image reference.")
+@click.option("--source-repo", help="Source repository (default: $GITHUB_REPOSITORY).")
+@click.option("--source-commit", help="Source commit (default: $GITHUB_SHA, else HEAD).")
+@click.option("--source-ref", help="Source ref (default: $GITHUB_REF).")
+@click.option("--run-url", help="URL of the CI run that built the image.")
+@gitops_flags
+def bump(function, env, image, source_repo, source_commit, source_ref, run_url, **g):
+    """Pin FUNCTION's image for ENV in releases/<env>.yaml, commit once and push."""
+    from .releases import PinOp, Source
+    from .types import GitSha, PinnedImage
+
+    try:
+        ref = PinnedImage.parse(image)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--image") from None
+    if source_commit:
+        try:
+            GitSha(source_commit)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--source-commit") from None
+    src = source_from_environment()
+    src = Source(source_repo or src.repo, source_commit or src.commit, source_ref or src.ref, run_url or src.run)
+    op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src)
+    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.")
+
+
+@cli.command()
+@click.argument("function")
+@click.option("--from", "from_env", required=True, help="Environment to copy the pin from.")
+@click.option("--to", "to_env", required=True, help="Environment to write.")
+@gitops_flags
+def promote(function, from_env, to_env, **g):
+    """Copy FUNCTION's pin from one environment to another."""
+    from .releases import PinOp
+
+    if from_env == to_env:
+        raise click.BadParameter("--from and --to name the same environment", param_hint="--to")
+    op = PinOp(g["functions_dir"], function, to_env, "promote", from_env=from_env)
+    _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.")
+
+
+@cli.command()
+@click.argument("function")
+@click.option("--env", "env", required=True, help="Environment to roll back.")
+@click.option("--reason", help="Why (goes into the commit message).")
+@gitops_flags
+def rollback(function, env, reason, **g):
+    """Restore the previous release pin of FUNCTION in ENV (never rolls back a rollback)."""
+    from .releases import PinOp
+
+    op = PinOp(g["functions_dir"], function, env, "rollback")
+    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."))
+
+
+def _publish(ops, g, why):
+    from . import releases
+
+    branch = resolve_branch(g["branch"])
+    url = g["gitops_repo"]
+    sha, changes = releases.run(ops, repo=None if url else ".", url=url, branch=branch,
+                                token=token_from(g["token_env"]) if url else None, why=why)
+    report(sha, changes)
 
 
 def main(argv=None) -> int:

@@ -9,13 +9,14 @@ FUNCTION_LABEL = "fnops.dev/function"
 ENVIRONMENT_LABEL = "fnops.dev/environment"
 
 
-def labels(fn: Function, opts: RenderOptions) -> dict:
-    out = {
-        "app.kubernetes.io/name": fn.name,
-        "app.kubernetes.io/part-of": opts.part_of,
-        "app.kubernetes.io/managed-by": "fnops",
-        FUNCTION_LABEL: fn.name,
-    }
+def labels(fn: Function, opts: RenderOptions | None) -> dict:
+    """Object labels; with opts=None the pod-template labels, which depend on the folder and
+    environment only — the revision name hashes them, and `fnops bump` must compute the same
+    name without knowing the CMP's settings."""
+    out = {"app.kubernetes.io/name": fn.name}
+    if opts is not None:
+        out["app.kubernetes.io/part-of"] = opts.part_of
+    out.update({"app.kubernetes.io/managed-by": "fnops", FUNCTION_LABEL: fn.name})
     if fn.environment:
         out[ENVIRONMENT_LABEL] = fn.environment
     return out

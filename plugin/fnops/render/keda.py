@@ -43,7 +43,7 @@ def deployment(fn: Function, release: Release, opts: RenderOptions) -> dict:
         "spec": {
             "selector": {"matchLabels": _selector(fn)},
             "template": {
-                "metadata": {"labels": common.labels(fn, opts)},
+                "metadata": {"labels": common.labels(fn, None)},
                 "spec": {"terminationGracePeriodSeconds": max(30, fn.timeout), "containers": [c]},
             },
         },

@@ -64,7 +64,7 @@ def service(fn: Function, release: Release, opts: RenderOptions) -> dict:
     if fn.visibility in ("cluster-local", "none"):
         # Event-only functions still receive events from inside the cluster.
         extra_labels["networking.knative.dev/visibility"] = "cluster-local"
-    pod_labels = common.labels(fn, opts)
+    pod_labels = common.labels(fn, None)
     template = {
         "metadata": {"labels": pod_labels, "annotations": autoscaling_annotations(fn)},
         "spec": {

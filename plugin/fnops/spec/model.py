@@ -61,9 +61,9 @@ Slo = record("Slo", "latency_p95_seconds error_rate_percent for_")  # for_: a Pr
 
 # releases/<env>.yaml; image/previous_image are PinnedImage, source_commit a GitSha.
 Release = record("Release", "path image source_repo source_commit source_ref source_run released_at "
-                 "previous_image previous_revision rollback_of", source_repo=None, source_commit=None,
-                 source_ref=None, source_run=None, released_at=None, previous_image=None,
-                 previous_revision=None, rollback_of=None)
+                 "previous_image previous_revision rollback_of previous_source", source_repo=None,
+                 source_commit=None, source_ref=None, source_run=None, released_at=None, previous_image=None,
+                 previous_revision=None, rollback_of=None, previous_source=None)
 
 
 # image: the repository only (releases pin tag + digest); env/requests/limits: ((k, v), …).

@@ -13,7 +13,7 @@ from .model import Release
 
 RELEASE_KEYS = ("image", "source", "releasedAt", "previous", "rollbackOf")
 SOURCE_KEYS = ("repo", "commit", "ref", "run")
-PREVIOUS_KEYS = ("image", "revision")
+PREVIOUS_KEYS = ("image", "revision", "source")
 
 
 def release_path(folder: str, env: str) -> str:
@@ -42,6 +42,7 @@ def load_release(folder: str, env: str, fn_name: str, repository: str | None, di
     prev = c.mapping(("previous",), v.get("previous"), PREVIOUS_KEYS)
     prev_image = _pinned(c, ("previous", "image"), prev.get("image"), fn_name, repository, required=bool(prev))
     prev_rev = c.typed(("previous", "revision"), prev.get("revision"), str)
+    prev_src = c.mapping(("previous", "source"), prev.get("source"), SOURCE_KEYS)
     if prev_rev is not None and (not units.DNS1035.fullmatch(prev_rev) or len(prev_rev) > 63):
         c.fail(("previous", "revision"), f"'{prev_rev}' is not a revision name (DNS label, e.g. {fn_name}-1a2b3c4d)")
         prev_rev = None
@@ -51,6 +52,7 @@ def load_release(folder: str, env: str, fn_name: str, repository: str | None, di
         path=display, image=image, source_repo=src.get("repo"), source_commit=commit,
         source_ref=src.get("ref"), source_run=src.get("run"), released_at=released,
         previous_image=prev_image, previous_revision=prev_rev, rollback_of=rollback_of,
+        previous_source=dict(prev_src) or None,
     )
 
 

@@ -1,0 +1,177 @@
+"""Git operations shared by ship, bump, promote, rollback and the bridge.
+
+One rule makes concurrent bumps safe: a change is a *function of the branch tip*. We check
+out the tip of the target branch in a scratch work tree, apply the change, commit and push
+without force. If the push is rejected because someone else pushed first, we fetch the new
+tip and redo the whole read-modify-write there (after a jittered backoff), so every bump
+lands in a linear history and none is lost or overwritten blindly. The user's own checkout
+and its uncommitted files are never touched.
+
+Tokens reach git only through GIT_CONFIG_* environment variables of the child process: never
+in argv (visible in `ps`), never in the clone's .git/config, and redacted from any message.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+
+from .errors import FnopsError, PermanentError, TemporaryError
+
+BOT_NAME = "fnops"
+BOT_EMAIL = "fnops@users.noreply.github.com"
+REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref",
+            "incorrect old value", "stale info")
+
+
+class GitError(FnopsError):
+    pass
+
+
+class PushRaceLost(TemporaryError):
+    pass
+
+
+class Conflict(PermanentError):
+    """The branch moved in a way the change cannot be re-applied to."""
+
+
+class Git:
+    def __init__(self, cwd: str, token: str | None = None):
+        self.cwd = cwd
+        self.token = token
+        self.env = dict(os.environ)
+        self.env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"})
+        if token:
+            basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+            self._secrets = (token, basic)
+            n = int(self.env.get("GIT_CONFIG_COUNT", "0") or 0)
+            self.env.update({"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": "http.extraHeader",
+                             f"GIT_CONFIG_VALUE_{n}": f"Authorization: Basic {basic}"})
+        else:
+            self._secrets = ()
+
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def run(self, *args: str, check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:
+        p = subprocess.run(["git", *args], cwd=cwd or self.cwd, env=self.env, capture_output=True, text=True)
+        if check and p.returncode != 0:
+            msg = self.redact((p.stderr or p.stdout).strip().splitlines()[-1] if (p.stderr or p.stdout).strip() else "")
+            raise GitError(f"git {args[0]} failed: {msg}")
+        return p
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.strip()
+
+
+def _identity(git: Git) -> list[str]:
+    """Commit as the configured user, else as the fnops bot."""
+    args = []
+    if git.run("config", "user.name", check=False).returncode != 0 and "GIT_AUTHOR_NAME" not in git.env:
+        args += ["-c", f"user.name={BOT_NAME}"]
+    if git.run("config", "user.email", check=False).returncode != 0 and "GIT_AUTHOR_EMAIL" not in git.env:
+        args += ["-c", f"user.email={BOT_EMAIL}"]
+    return args
+
+
+@contextmanager
+def scratch_tree(repo: str | None, url: str | None, branch: str, token: str | None = None):
+    """A work tree at the tip of `branch`: a worktree of the local clone `repo` (remote
+    origin), or a fresh clone of `url`. Removed afterwards."""
+    tmp = tempfile.mkdtemp(prefix="fnops-gitops-")
+    try:
+        if url:
+            git = Git(tmp, token)
+            p = git.run("clone", "--quiet", "--no-tags", "--single-branch", "--branch", branch, url, "tree",
+                        check=False)
+            if p.returncode != 0:
+                raise _classify(git, p, f"cannot clone {redact_url(url)} (branch {branch})")
+            tree = Git(os.path.join(tmp, "tree"), token)
+            yield tree
+        else:
+            base = Git(repo or ".", token)
+            if base.run("rev-parse", "--git-dir", check=False).returncode != 0:
+                raise FnopsError(f"{os.path.abspath(repo or '.')} is not a Git repository; run inside a clone or pass --gitops-repo")
+            _fetch(base, branch)
+            path = os.path.join(tmp, "tree")
+            base.run("worktree", "add", "--quiet", "--detach", path, f"refs/remotes/origin/{branch}")
+            try:
+                yield Git(path, token)
+            finally:
+                base.run("worktree", "remove", "--force", path, check=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def redact_url(url: str) -> str:
+    """https://user:secret@host/x -> https://***@host/x"""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _classify(git: Git, p: subprocess.CompletedProcess, what: str) -> FnopsError:
+    text = git.redact((p.stderr or "").strip())
+    last = text.splitlines()[-1] if text else "no output"
+    low = text.lower()
+    if any(s in low for s in ("authentication failed", "403", "401", "permission denied", "could not read username",
+                              "terminal prompts disabled")):
+        return PermanentError(f"{what}: authentication failed (check the token's access to this repository)")
+    if any(s in low for s in ("could not resolve host", "connection refused", "timed out", "unable to access")):
+        return TemporaryError(f"{what}: {last}")
+    return GitError(f"{what}: {last}")
+
+
+def _fetch(git: Git, branch: str) -> None:
+    p = git.run("fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+                check=False)
+    if p.returncode != 0:
+        raise _classify(git, p, f"cannot fetch branch {branch} from origin")
+
+
+def publish(tree: Git, branch: str, change, *, attempts: int = 10, base_delay: float = 0.2,
+            max_delay: float = 10.0, sleep=time.sleep, rng=random.random) -> str | None:
+    """Apply `change(tree_path) -> (paths, message) | None` on the tip of `branch`, commit
+    once, push without force; on a lost race fetch and redo. Returns the pushed commit SHA,
+    or None when the change was already in place (nothing committed)."""
+    ident = _identity(tree)
+    for attempt in range(attempts):
+        if attempt:
+            _fetch(tree, branch)
+            tree.run("reset", "--quiet", "--hard", f"refs/remotes/origin/{branch}")
+            tree.run("clean", "--quiet", "-fdx")
+        result = change(tree.cwd)
+        if result is None:
+            return None
+        paths, message = result
+        tree.run("add", "--", *paths)
+        if tree.run("diff", "--cached", "--quiet", check=False).returncode == 0:
+            return None
+        _commit(tree, ident, message)
+        sha = tree.out("rev-parse", "HEAD")
+        p = tree.run("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
+        if p.returncode == 0:
+            return sha
+        text = (p.stdout + p.stderr).lower()
+        if not any(s in text for s in REJECTED):
+            raise _classify(tree, p, f"push to {branch} failed")
+        # Lost the race: exponential backoff with full jitter, then redo on the new tip.
+        sleep(min(max_delay, base_delay * 2 ** attempt) * (0.5 + rng()))
+    raise PushRaceLost(f"push to {branch} still rejected after {attempts} attempts (the branch keeps moving)")
+
+
+def _commit(tree: Git, ident: list[str], message: str) -> None:
+    p = subprocess.run(["git", *ident, "commit", "--quiet", "--no-verify", "-F", "-"], cwd=tree.cwd, env=tree.env,
+                       input=message, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise GitError(f"git commit failed: {tree.redact(p.stderr.strip())}")

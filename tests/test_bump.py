@@ -1,0 +1,229 @@
+"""bump / promote / rollback against real bare Git remotes."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import fnops
+from gitrepo import clone, git, make_origin, show
+
+REPO = "ghcr.io/acme/functions/hello"
+D = lambda c: "sha256:" + c * 64  # noqa: E731
+PIN = "functions/hello/releases/dev.yaml"
+SRC = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
+ENV = {"SOURCE_DATE_EPOCH": "1795341600"}  # 2026-11-22T10:00:00Z
+
+
+@pytest.fixture
+def origin(tmp_path):
+    return make_origin(tmp_path)
+
+
+@pytest.fixture
+def work(origin, tmp_path):
+    return clone(origin, tmp_path / "work")
+
+
+def bump(cwd, image, fn="hello", env="dev", *extra, **envvars):
+    return fnops("bump", fn, "--env", env, "--image", image, "--source-repo", "acme/functions",
+                 "--source-commit", SRC, *extra, cwd=cwd, env={**ENV, **envvars})
+
+
+def test_bump_pins_keeps_comments_and_records_provenance(origin, work):
+    before = show(origin, PIN)
+    old_image = yaml.safe_load(before)["image"]
+    render_before = fnops("render", "functions/hello", "--env", "dev", cwd=work).stdout
+    old_rev = yaml.safe_load(render_before.split("---")[1])["spec"]["template"]["metadata"]["name"]
+    r = bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 0, r.stderr
+    pin_text = show(origin, PIN)
+    assert pin_text.startswith("# Written by fnops bump; do not edit by hand.")  # comment kept
+    pin = yaml.safe_load(pin_text)
+    assert pin["image"] == f"{REPO}:sha-1a2b3c4@{D('b')}"
+    assert pin["source"]["commit"] == SRC and pin["source"]["repo"] == "acme/functions"
+    assert pin["releasedAt"] == "2026-11-22T10:00:00Z"
+    assert pin["previous"]["image"] == old_image
+    assert pin["previous"]["revision"] == old_rev  # the revision the cluster is running
+    msg = git(origin, "log", "-1", "--format=%B", "main")
+    assert msg.startswith("fnops: release hello to dev (sha-1a2b3c4)")
+    trailers = git(origin, "log", "-1", "--format=%(trailers:only,unfold)", "main")
+    assert f"Fnops-Image: {REPO}:sha-1a2b3c4@{D('b')}" in trailers
+    assert f"Fnops-Source-Commit: {SRC}" in trailers and "Fnops-Function: hello" in trailers
+    assert git(origin, "rev-list", "--count", "main") == "2"
+    # The new pin renders, and its canary/rollback partner is the old revision.
+    r2 = fnops("render", "functions/hello", "--env", "dev", cwd=clone(origin, os.path.join(work, "..", "check")))
+    assert r2.returncode == 0 and D("b") in r2.stdout
+
+
+def test_same_pin_again_commits_nothing(origin, work):
+    assert bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}").returncode == 0
+    head = git(origin, "rev-parse", "main")
+    r = bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 0 and "nothing to commit" in r.stdout
+    assert git(origin, "rev-parse", "main") == head
+
+
+def test_bump_from_a_detached_stale_checkout_leaves_local_work_alone(origin, work, tmp_path):
+    """GitHub Actions checks out a detached SHA that may be behind the branch."""
+    other = clone(origin, tmp_path / "other")
+    assert bump(other, f"ghcr.io/acme/functions/nightly-report:sha-0000001@{D('c')}", "nightly-report").returncode == 0
+    git(work, "checkout", "--quiet", "--detach", "HEAD")
+    handler = Path(work, "functions/hello/handler.py")
+    handler.write_text(handler.read_text() + "# local edit\n")
+    r = bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 0, r.stderr
+    assert "# local edit" in handler.read_text()
+    assert git(work, "status", "--porcelain") == "M functions/hello/handler.py"
+    log = git(origin, "log", "--format=%s", "main").splitlines()
+    assert log[:2] == ["fnops: release hello to dev (sha-1a2b3c4)", "fnops: release nightly-report to dev (sha-0000001)"]
+
+
+def test_rollback_restores_previous_and_refuses_a_second_time(origin, work):
+    first = yaml.safe_load(show(origin, PIN))
+    assert bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}").returncode == 0
+    r = fnops("rollback", "hello", "--env", "dev", "--reason", "p95 over SLO", cwd=work, env=ENV)
+    assert r.returncode == 0, r.stderr
+    pin = yaml.safe_load(show(origin, PIN))
+    assert pin["image"] == first["image"]
+    assert pin["rollbackOf"] == f"{REPO}:sha-1a2b3c4@{D('b')}"
+    assert pin["source"]["commit"] == first["source"]["commit"]  # back to the old code's commit
+    assert "previous" not in pin
+    msg = git(origin, "log", "-1", "--format=%B", "main")
+    assert msg.startswith("fnops: roll back hello in dev to ") and "p95 over SLO" in msg
+    assert f"Fnops-Rollback-Of: {REPO}:sha-1a2b3c4@{D('b')}" in msg
+    head = git(origin, "rev-parse", "main")
+    again = fnops("rollback", "hello", "--env", "dev", cwd=work, env=ENV)
+    assert again.returncode == 1 and "not rolling back a rollback" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert git(origin, "rev-parse", "main") == head
+    # A rollback re-selects the revision the cluster already ran.
+    render = lambda: fnops("render", "functions/hello", "--env", "dev", cwd=work).stdout  # noqa: E731
+    git(work, "pull", "--quiet", "--ff-only")
+    assert first["image"] in render()
+
+
+def test_rollback_without_previous_is_refused(origin, work):
+    r = fnops("rollback", "hello", "--env", "dev", cwd=work, env=ENV)
+    assert r.returncode == 1 and "no previous release recorded" in r.stderr
+
+
+def test_promote_copies_the_pin_and_its_source(origin, work):
+    assert bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}").returncode == 0
+    r = fnops("promote", "hello", "--from", "dev", "--to", "prod", cwd=work, env=ENV)
+    assert r.returncode == 0, r.stderr
+    prod = yaml.safe_load(show(origin, "functions/hello/releases/prod.yaml"))
+    assert prod["image"] == f"{REPO}:sha-1a2b3c4@{D('b')}" and prod["source"]["commit"] == SRC
+    assert git(origin, "log", "-1", "--format=%s", "main") == "fnops: promote hello to prod (sha-1a2b3c4)"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--image", f"{REPO}:latest"), "is not pinned by digest"),
+    (("--image", f"ghcr.io/other/hello@{D('b')}"), "not this function's repository"),
+    (("--image", f"{REPO}@{D('b')}", "--source-commit", "abc"), "not a full Git commit SHA"),
+])
+def test_invalid_input_exits_2_and_pushes_nothing(origin, work, args, fragment):
+    head = git(origin, "rev-parse", "main")
+    r = fnops("bump", "hello", "--env", "dev", *args, cwd=work, env=ENV)
+    assert r.returncode == 2 and fragment in r.stderr, r.stderr
+    assert git(origin, "rev-parse", "main") == head
+
+
+def test_spec_error_on_the_branch_stops_before_any_commit(origin, work, tmp_path):
+    other = clone(origin, tmp_path / "other")
+    with open(os.path.join(other, "functions/hello/function.yaml"), "a") as f:
+        f.write("scael: {}\n")
+    git(other, "commit", "--quiet", "-am", "typo")
+    git(other, "push", "--quiet", "origin", "main")
+    head = git(origin, "rev-parse", "main")
+    r = bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 2 and "function.yaml:" in r.stderr and "did you mean 'scale'" in r.stderr
+    assert git(origin, "rev-parse", "main") == head
+
+
+def test_push_rejected_by_the_server_is_one_clear_line(origin, work):
+    hook = os.path.join(origin, "hooks", "pre-receive")
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\necho 'protected branch: pushes need review' >&2\nexit 1\n")
+    os.chmod(hook, 0o755)
+    head = git(origin, "rev-parse", "main")
+    r = bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "push to main failed" in r.stderr
+    assert git(origin, "rev-parse", "main") == head
+    assert git(work, "worktree", "list").count("\n") == 0  # scratch tree cleaned up
+
+
+def test_gitops_repo_mode_clones_elsewhere(origin, tmp_path):
+    app = tmp_path / "app"
+    git(tmp_path, "init", "--quiet", str(app))
+    r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-1a2b3c4@{D('b')}",
+              "--gitops-repo", f"file://{origin}", "--branch", "main", cwd=str(app), env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(show(origin, PIN))["image"].endswith(D("b"))
+
+
+def test_missing_remote_is_one_line_and_exit_1(tmp_path):
+    app = tmp_path / "app"
+    git(tmp_path, "init", "--quiet", str(app))
+    r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}@{D('b')}",
+              "--gitops-repo", f"file://{tmp_path}/nope.git", "--branch", "main", cwd=str(app), env=ENV)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "cannot clone" in r.stderr
+
+
+def _parallel(cmds):
+    procs = [subprocess.Popen(c["args"], cwd=c["cwd"], env=c["env"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for c in cmds]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        results.append((p.returncode, out, err))
+    return results
+
+
+def _cmd(cwd, fn, image):
+    import shutil
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "FNOPS_", "GITHUB_"))}
+    env.update(ENV)
+    exe = shutil.which("fnops")
+    return {"cwd": cwd, "env": env,
+            "args": [exe, "bump", fn, "--env", "dev", "--image", image, "--source-commit", SRC]}
+
+
+def test_eight_concurrent_bumps_of_different_functions_all_land(origin, tmp_path):
+    fns = ["hello", "checkout", "nightly-report", "order-events", "orders-consumer", "thumbnail-worker"]
+    fns += ["hello", "checkout"]  # same functions in prod: 8 pins, 8 clones
+    envs = ["dev"] * 6 + ["prod"] * 2
+    cmds = []
+    for i, (fn, env) in enumerate(zip(fns, envs)):
+        c = _cmd(clone(origin, tmp_path / f"c{i}"), fn, f"ghcr.io/acme/functions/{fn}:sha-000000{i}@{D(str(i))}")
+        c["args"][4] = env
+        cmds.append(c)
+    results = _parallel(cmds)
+    assert all(rc == 0 for rc, _, _ in results), results
+    for i, (fn, env) in enumerate(zip(fns, envs)):
+        pin = yaml.safe_load(show(origin, f"functions/{fn}/releases/{env}.yaml"))
+        assert pin["image"].endswith(D(str(i)))
+    assert git(origin, "rev-list", "--count", "main") == "9"
+    assert git(origin, "rev-list", "--merges", "--count", "main") == "0"
+
+
+def test_six_racing_bumps_of_one_pin_form_a_linear_chain_last_wins(origin, tmp_path):
+    images = [f"{REPO}:sha-00000a{i}@{D('abcdef'[i])}" for i in range(6)]
+    original = yaml.safe_load(show(origin, PIN))["image"]
+    results = _parallel([_cmd(clone(origin, tmp_path / f"r{i}"), "hello", img) for i, img in enumerate(images)])
+    assert all(rc == 0 for rc, _, _ in results), results
+    assert git(origin, "rev-list", "--merges", "--count", "main") == "0"
+    commits = git(origin, "rev-list", "--reverse", "main", "--", PIN).splitlines()[1:]  # after the seed
+    assert len(commits) == 6
+    chain = [yaml.safe_load(show(origin, PIN, c)) for c in commits]
+    assert sorted(p["image"] for p in chain) == sorted(images)  # every bump landed
+    # Each bump saw the one before it: previous links the whole history.
+    assert chain[0]["previous"]["image"] == original
+    for before, after in zip(chain, chain[1:]):
+        assert after["previous"]["image"] == before["image"]
+    assert yaml.safe_load(show(origin, PIN))["image"] == chain[-1]["image"]  # the last push wins
