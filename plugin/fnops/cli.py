@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import FnopsError
+from .errors import FnopsError, SpecError
 from .release_cli import gitops_flags, report, resolve_branch, source_from_environment, token_from
 
 
@@ -19,7 +19,19 @@ class FnopsGroup(click.Group):
             return super().invoke(ctx)
         except FnopsError as e:
             click.echo(e.format(), err=True)
+            annotate(e)
             ctx.exit(e.exit_code)
+
+
+def annotate(e) -> None:
+    """GitHub Actions annotations for spec errors, so they show on the file and line."""
+    from .errors import SpecError
+
+    if os.environ.get("GITHUB_ACTIONS") != "true" or not isinstance(e, SpecError):
+        return
+    for p in e.problems:
+        msg = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        click.echo(f"::error file={p.path},line={p.line},col={p.col}::{msg}")
 
 
 @click.group(cls=FnopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,6 +72,7 @@ def validate(paths):
             bad += 1
             for p in problems:
                 click.echo(str(p), err=True)
+            annotate(SpecError(problems))
     ok = len(folders) - bad
     click.echo(f"{len(folders)} function(s) checked: {ok} ok, {bad} with problems", err=True)
     if bad:
@@ -136,6 +149,51 @@ def rollback(function, env, reason, **g):
 
     op = PinOp(g["functions_dir"], function, env, "rollback")
     _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."))
+
+
+@cli.command()
+@click.option("--env", "env", required=True, help="Environment to pin the new images in.")
+@click.option("--registry", metavar="REG", help="Registry prefix for functions without 'image' (e.g. ghcr.io/acme/functions).")
+@click.option("--builder", "builder_name", type=click.Choice(["buildah", "docker"]), default="buildah", show_default=True)
+@click.option("--since", metavar="GITREF", help="Ship functions changed since this commit (default: all).")
+@click.option("--all", "every", is_flag=True, help="Ship every function, changed or not.")
+@click.option("--base-image", metavar="REF", help="Base image for python runtimes (default python:<ver>-slim).")
+@click.option("--dry-run", is_flag=True, help="Build everything, push and commit nothing.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@gitops_flags
+def ship(env, registry, builder_name, since, every, base_image, dry_run, output, **g):
+    """Detect changed functions, build and push their images, pin the digests in one commit."""
+    import json as _json
+
+    from .ship import ship as run_ship
+
+    source = source_from_environment()
+    url = g["gitops_repo"]
+    results, sha = run_ship(env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name,
+                            since=since, every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url,
+                            branch=resolve_branch(g["branch"]), token=token_from(g["token_env"]) if url else None,
+                            source=source)
+    rows = [r._asdict() for r in results]
+    summary = {"functions": rows, "commit": sha, "dryRun": dry_run}
+    if output == "json":
+        click.echo(_json.dumps(summary, sort_keys=True))
+    else:
+        for r in results:
+            click.echo(f"{r.function} [{r.environment}] {r.image}" + ("" if r.pushed else " (not pushed)"))
+        click.echo(f"pinned in {sha}" if sha else "nothing pinned")
+    write_step_summary(results, sha, env)
+
+
+def write_step_summary(results, sha, env):
+    """A Markdown table in $GITHUB_STEP_SUMMARY when running in GitHub Actions."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    lines = [f"### fnops ship → {env}", "", "| function | image | pushed |", "|---|---|---|"]
+    lines += [f"| `{r.function}` | `{r.image}` | {'yes' if r.pushed else 'no (dry run)'} |" for r in results]
+    lines += ["", f"Pinned in `{sha}`." if sha else "Nothing pinned.", ""]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines))
 
 
 def _publish(ops, g, why):

@@ -1,0 +1,131 @@
+"""Image builders: buildah (no daemon; chroot isolation, vfs storage by default) and
+docker buildx. Each builds a context, pushes one tag and returns the pushed digest.
+
+Registries on loopback (127.0.0.0/8, localhost, [::1]) are plain HTTP, as Docker treats
+them; every other registry is TLS. Registry credentials come from the usual auth files
+(`docker login` / `buildah login` / docker/login-action), never from fnops flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from .errors import PermanentError, TemporaryError, UsageError
+from .types import Digest
+
+_LOOPBACK = re.compile(r"^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$")
+
+
+def is_loopback(ref: str) -> bool:
+    host = ref.split("/", 1)[0]
+    return bool(_LOOPBACK.match(host))
+
+
+class BuildError(PermanentError):
+    pass
+
+
+def _tail(text: str, n: int = 1) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return " | ".join(lines[-n:]) if lines else "no output"
+
+
+def _push_error(tool: str, ref: str, stderr: str):
+    low = stderr.lower()
+    if "unauthorized" in low or "authentication required" in low or "denied" in low:
+        return PermanentError(f"push of {ref} refused: not authorized (log in to the registry first)")
+    if "connection refused" in low or "no such host" in low or "timeout" in low or "i/o timeout" in low:
+        return TemporaryError(f"push of {ref} failed: registry unreachable ({_tail(stderr)})")
+    return PermanentError(f"push of {ref} failed: {_tail(stderr)}")
+
+
+class Buildah:
+    name = "buildah"
+
+    def __init__(self):
+        if not shutil.which("buildah"):
+            raise UsageError("builder 'buildah' is not installed (apt-get install buildah)")
+        self.env = dict(os.environ)
+        self.env.setdefault("STORAGE_DRIVER", "vfs")
+        self.env.setdefault("BUILDAH_ISOLATION", "chroot")
+
+    def build(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True, scope=None) -> None:
+        args = ["buildah", "bud", "--quiet", "--layers", "-f", dockerfile, "-t", ref]
+        if not tls_verify:
+            args.append("--tls-verify=false")
+        for a in build_args:
+            args += ["--build-arg", a]
+        p = subprocess.run([*args, ctx], env=self.env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise BuildError(f"build of {ref} failed: {_tail(p.stderr, 2)}")
+
+    def push(self, ref: str, *, tls_verify=True) -> Digest:
+        with tempfile.TemporaryDirectory(prefix="fnops-push-") as d:
+            digestfile = os.path.join(d, "digest")
+            args = ["buildah", "push", "--quiet", "--digestfile", digestfile]
+            if not tls_verify:
+                args.append("--tls-verify=false")
+            p = subprocess.run([*args, ref, f"docker://{ref}"], env=self.env, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise _push_error("buildah", ref, p.stderr)
+            with open(digestfile) as f:
+                return Digest(f.read().strip())
+
+    def remove(self, ref: str) -> None:
+        subprocess.run(["buildah", "rmi", ref], env=self.env, capture_output=True)
+
+
+class Docker:
+    """docker buildx: builds and pushes in one step; the digest comes from --metadata-file."""
+
+    name = "docker"
+
+    def __init__(self, *, provenance: bool = False, sbom: bool = False, gha_cache: bool | None = None):
+        if not shutil.which("docker"):
+            raise UsageError("builder 'docker' is not installed")
+        self.provenance, self.sbom = provenance, sbom
+        self.gha_cache = bool(os.environ.get("ACTIONS_CACHE_URL") or os.environ.get("ACTIONS_RESULTS_URL")) \
+            if gha_cache is None else gha_cache
+        self._digests: dict = {}
+
+    def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None) -> list[str]:
+        args = ["docker", "buildx", "build", "-f", dockerfile, "-t", ref, "--metadata-file", metadata_file,
+                f"--provenance={'true' if self.provenance else 'false'}", f"--sbom={'true' if self.sbom else 'false'}"]
+        if self.gha_cache and scope:
+            # One cache scope per function, or functions evict each other's layers.
+            args += ["--cache-from", f"type=gha,scope={scope}", "--cache-to", f"type=gha,mode=max,scope={scope}"]
+        for a in build_args:
+            args += ["--build-arg", a]
+        args.append("--push" if push else "--load")
+        return [*args, ctx]
+
+    def build(self, ctx, dockerfile, ref, *, build_args=(), tls_verify=True, scope=None) -> None:
+        with tempfile.TemporaryDirectory(prefix="fnops-buildx-") as d:
+            meta = os.path.join(d, "metadata.json")
+            p = subprocess.run(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope),
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                text = p.stderr
+                if "push" in text.lower() and ("unauthorized" in text.lower() or "denied" in text.lower()):
+                    raise _push_error("docker", ref, text)
+                raise BuildError(f"build of {ref} failed: {_tail(text, 2)}")
+            with open(meta) as f:
+                self._digests[ref] = Digest(json.load(f)["containerimage.digest"])
+
+    def push(self, ref: str, *, tls_verify=True) -> Digest:
+        return self._digests.pop(ref)  # buildx pushed while building
+
+    def remove(self, ref: str) -> None:
+        pass
+
+
+def builder(name: str, **kw):
+    factories = {"buildah": Buildah, "docker": Docker}
+    if name not in factories:
+        raise UsageError(f"unknown builder '{name}' (buildah, docker)")
+    return factories[name](**kw) if name == "docker" else factories[name]()

@@ -1,0 +1,201 @@
+"""fnops ship for real: buildah builds from a base image served by a local docker-registry,
+pushes there, and the digest pinned in Git is the one the registry serves."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+import containers
+from conftest import fnops
+from gitrepo import clone, git, show
+
+pytestmark = pytest.mark.skipif(containers.have_tools() is not None,
+                                reason=f"needs {containers.have_tools()} (installed by .ci/run)")
+SHA = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
+
+HANDLER = 'def handle(event, context):\n    return {"hello": event}\n'
+DOCKERFILE = "ARG BASE\nFROM {base}\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    reg = containers.Registry(str(tmp_path_factory.mktemp("registry")))
+    try:
+        base = containers.build_python_base(reg)
+        yield reg, base
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def repo(tmp_path, registry):
+    """A functions repo with one python function and one Dockerfile function, and its origin."""
+    reg, base = registry
+    bare = str(tmp_path / "origin.git")
+    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", bare)
+    work = tmp_path / "work"
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(work))
+    hello = work / "functions" / "hello"
+    (hello / "releases").mkdir(parents=True)
+    (hello / "function.yaml").write_text("# the hello function\nruntime: python3.11\n")
+    (hello / "handler.py").write_text(HANDLER)
+    (hello / "requirements.txt").write_text("# none\n")
+    cat = work / "functions" / "cat"
+    cat.mkdir(parents=True)
+    (cat / "function.yaml").write_text("runtime: dockerfile\nhttp: {visibility: cluster-local}\n")
+    (cat / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    (cat / "hello.txt").write_text("hi\n")
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "functions")
+    git(work, "remote", "add", "origin", bare)
+    git(work, "push", "--quiet", "origin", "main")
+    return str(work), bare
+
+
+def ship(work, registry, *args):
+    reg, base = registry
+    return fnops("ship", "--env", "dev", "--registry", f"{reg.host}/fns", "--base-image", base,
+                 "--output", "json", *args, cwd=work,
+                 env={"GITHUB_SHA": SHA, "GITHUB_REPOSITORY": "acme/functions", "GITHUB_REF": "refs/heads/main",
+                      "SOURCE_DATE_EPOCH": "1795341600", **containers.BUILDAH_ENV}, timeout=600)
+
+
+def test_ship_builds_pushes_and_pins_the_served_digest(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    r = ship(work, registry, "--all")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert sorted(f["function"] for f in out["functions"]) == ["cat", "hello"]
+    assert out["commit"] == git(bare, "rev-parse", "main")
+    for f in out["functions"]:
+        served = reg.manifest_digest(f"fns/{f['function']}", "sha-1a2b3c4")
+        assert f["digest"] == served
+        pin = yaml.safe_load(show(bare, f"functions/{f['function']}/releases/dev.yaml"))
+        assert pin["image"] == f"{reg.host}/fns/{f['function']}:sha-1a2b3c4@{served}"
+        assert pin["source"] == {"repo": "acme/functions", "commit": SHA, "ref": "refs/heads/main"}
+    assert git(bare, "rev-list", "--count", "main") == "2"  # one commit for both functions
+    # What was pinned renders.
+    check = clone(bare, os.path.join(os.path.dirname(work), "check"))
+    rr = fnops("render", "functions/hello", "--env", "dev", cwd=check)
+    assert rr.returncode == 0 and f"{reg.host}/fns/hello:sha-1a2b3c4@sha256:" in rr.stdout
+
+
+def test_the_built_python_image_serves_http(repo, registry):
+    """Run the pushed image's server with buildah (chroot: it shares this host's loopback)."""
+    work, bare = repo
+    reg, _ = registry
+    assert ship(work, registry, "--all").returncode == 0
+    env = {**os.environ, **containers.BUILDAH_ENV}
+    ref = f"{reg.host}/fns/hello:sha-1a2b3c4"
+    c = subprocess.run(["buildah", "from", "--tls-verify=false", ref], env=env, capture_output=True, text=True,
+                       check=True).stdout.strip()
+    port = containers.free_port()
+    proc = subprocess.Popen(["buildah", "run", "--env", f"PORT={port}", "--env", "HOST=127.0.0.1", c, "--",
+                             "python", "/opt/fnops/server.py"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and body is None:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b'"world"',
+                                             headers={"content-type": "application/json"})
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    body = json.load(resp)
+            except OSError:
+                time.sleep(0.2)
+        assert body == {"hello": "world"}, proc.stderr.read() if proc.poll() is not None else "no answer"
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        subprocess.run(["buildah", "rm", c], env=env, capture_output=True)
+
+
+def test_since_ships_only_changed_functions_and_ignores_release_only_changes(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    base = git(work, "rev-parse", "HEAD")
+    with open(os.path.join(work, "functions/hello/handler.py"), "a") as f:
+        f.write("# changed\n")
+    with open(os.path.join(work, "functions/cat/releases.md"), "w") as f:
+        f.write("not the releases folder\n")
+    os.makedirs(os.path.join(work, "functions/cat/releases"), exist_ok=True)
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "change hello")
+    r = ship(work, registry, "--since", base)
+    assert r.returncode == 0, r.stderr
+    assert sorted(f["function"] for f in json.loads(r.stdout)["functions"]) == ["cat", "hello"]
+    git(work, "pull", "--quiet", "--rebase", "origin", "main")
+    head = git(work, "rev-parse", "HEAD")
+    r = ship(work, registry, "--since", head)  # only releases/ changed since then
+    assert r.returncode == 0 and json.loads(r.stdout) == {"functions": [], "commit": None, "dryRun": False}
+
+
+def test_dry_run_builds_but_pushes_and_commits_nothing(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    head = git(bare, "rev-parse", "main")
+    tags_before = reg.tags("fns/hello")
+    r = ship(work, registry, "--all", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["dryRun"] and all(not f["pushed"] and f["digest"] is None for f in out["functions"])
+    assert git(bare, "rev-parse", "main") == head
+    assert reg.tags("fns/hello") == tags_before
+
+
+def test_registry_down_is_one_line_exit_1_and_no_commit(repo, registry):
+    work, bare = repo
+    _, base = registry
+    head = git(bare, "rev-parse", "main")
+    dead = f"127.0.0.1:{containers.free_port()}"
+    r = fnops("ship", "--env", "dev", "--registry", f"{dead}/fns", "--base-image", base, "--all", cwd=work,
+              env={"GITHUB_SHA": SHA, **containers.BUILDAH_ENV}, timeout=600)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "registry unreachable" in r.stderr, r.stderr
+    assert git(bare, "rev-parse", "main") == head
+
+
+def test_spec_error_stops_before_building(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    with open(os.path.join(work, "functions/hello/function.yaml"), "a") as f:
+        f.write("scale: {min: 3, max: 1}\n")
+    before = {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")}
+    r = ship(work, registry, "--all")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == "functions/hello/function.yaml:3:22: scale.max: max (1) is below min (3); set max ≥ min, or 0 for unlimited\n"
+    assert {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")} == before
+    assert git(bare, "rev-list", "--count", "main") == "1"
+
+
+def test_spec_errors_become_github_annotations(repo, registry):
+    work, _ = repo
+    with open(os.path.join(work, "functions/hello/function.yaml"), "a") as f:
+        f.write("scael: {}\n")
+    r = fnops("validate", "functions", cwd=work, env={"GITHUB_ACTIONS": "true"})
+    assert r.returncode == 2
+    assert "::error file=functions/hello/function.yaml,line=3,col=1::scael: unknown key; did you mean 'scale'?" in r.stdout
+
+
+def test_build_failure_pushes_nothing(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    with open(os.path.join(work, "functions/cat/Dockerfile"), "a") as f:
+        f.write("RUN exit 3\n")
+    before = {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")}
+    r = ship(work, registry, "--all")
+    assert r.returncode == 1 and "build of" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")} == before
+    assert git(bare, "rev-list", "--count", "main") == "1"
