@@ -199,3 +199,45 @@ def test_build_failure_pushes_nothing(repo, registry):
     assert r.returncode == 1 and "build of" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")} == before
     assert git(bare, "rev-list", "--count", "main") == "1"
+
+
+def _action_script(path, step_id):
+    from conftest import ROOT
+
+    with open(os.path.join(ROOT, path)) as f:
+        action = yaml.safe_load(f)
+    return next(s for s in action["runs"]["steps"] if s.get("id") == step_id)["run"]
+
+
+def test_the_action_runs_fnops_ship_and_sets_outputs_and_summary(repo, registry, tmp_path):
+    """The composite action's own script, run the way a runner would (inputs as env)."""
+    work, bare = repo
+    reg, base = registry
+    out, summary = tmp_path / "output", tmp_path / "summary.md"
+    env = {**os.environ, **containers.BUILDAH_ENV, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out),
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": SHA, "GITHUB_REF": "refs/heads/main",
+           "FNOPS_ENV": "dev", "FNOPS_REGISTRY": f"{reg.host}/fns", "FNOPS_FUNCTIONS_DIR": "functions",
+           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_EVENT_BEFORE": "", "FNOPS_GITOPS_REPO": "",
+           "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "ghs_secret_token_value_123"}
+    env = {k: v for k, v in env.items() if not k.startswith("ARGOCD_")}
+    script = _action_script("action.yml", "ship").replace(
+        'fnops "${args[@]}"', f'fnops "${{args[@]}}" --base-image "{base}"')
+    r = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "::add-mask::ghs_secret_token_value_123" in r.stdout
+    outputs = out.read_text()
+    assert f"commit<<FNOPS_EOF\n{git(bare, 'rev-parse', 'main')}\nFNOPS_EOF" in outputs
+    functions = json.loads(outputs.split("functions<<FNOPS_EOF\n")[1].split("\nFNOPS_EOF")[0])
+    assert sorted(f["function"] for f in functions) == ["cat", "hello"]
+    assert "| `hello` |" in summary.read_text()
+    assert "ghs_secret_token_value_123" not in git(bare, "log", "--format=%B", "main")
+
+
+def test_the_action_rejects_a_missing_env_input_itself(repo, registry, tmp_path):
+    work, bare = repo
+    env = {**os.environ, "FNOPS_ENV": "", "FNOPS_REGISTRY": "", "FNOPS_FUNCTIONS_DIR": "functions",
+           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_EVENT_BEFORE": "", "FNOPS_GITOPS_REPO": "",
+           "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "", "GITHUB_SHA": SHA}
+    r = subprocess.run(["bash", "-e", "-c", _action_script("action.yml", "ship")], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Invalid value for '--env'" in r.stderr

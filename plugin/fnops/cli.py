@@ -94,9 +94,18 @@ def new(name, runtime, directory):
     click.echo(f"next: edit {os.path.join(folder, 'function.yaml')}, then `fnops validate {folder}`")
 
 
+def env_name(ctx, param, value):
+    """Environment names become file names and labels: DNS labels only."""
+    from .spec.units import DNS1123_LABEL
+
+    if value is not None and (not DNS1123_LABEL.fullmatch(value) or len(value) > 63):
+        raise click.BadParameter(f"'{value}' is not an environment name (lowercase letters, digits, '-')")
+    return value
+
+
 @cli.command()
 @click.argument("function")
-@click.option("--env", "env", required=True, help="Environment whose pin to write.")
+@click.option("--env", "env", required=True, callback=env_name, help="Environment whose pin to write.")
 @click.option("--image", required=True, metavar="REF@sha256:…", help="Digest-pinned image reference.")
 @click.option("--source-repo", help="Source repository (default: $GITHUB_REPOSITORY).")
 @click.option("--source-commit", help="Source commit (default: $GITHUB_SHA, else HEAD).")
@@ -125,8 +134,8 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
 
 @cli.command()
 @click.argument("function")
-@click.option("--from", "from_env", required=True, help="Environment to copy the pin from.")
-@click.option("--to", "to_env", required=True, help="Environment to write.")
+@click.option("--from", "from_env", required=True, callback=env_name, help="Environment to copy the pin from.")
+@click.option("--to", "to_env", required=True, callback=env_name, help="Environment to write.")
 @gitops_flags
 def promote(function, from_env, to_env, **g):
     """Copy FUNCTION's pin from one environment to another."""
@@ -140,7 +149,7 @@ def promote(function, from_env, to_env, **g):
 
 @cli.command()
 @click.argument("function")
-@click.option("--env", "env", required=True, help="Environment to roll back.")
+@click.option("--env", "env", required=True, callback=env_name, help="Environment to roll back.")
 @click.option("--reason", help="Why (goes into the commit message).")
 @gitops_flags
 def rollback(function, env, reason, **g):
@@ -152,16 +161,17 @@ def rollback(function, env, reason, **g):
 
 
 @cli.command()
-@click.option("--env", "env", required=True, help="Environment to pin the new images in.")
+@click.option("--env", "env", required=True, callback=env_name, help="Environment to pin the new images in.")
 @click.option("--registry", metavar="REG", help="Registry prefix for functions without 'image' (e.g. ghcr.io/acme/functions).")
 @click.option("--builder", "builder_name", type=click.Choice(["buildah", "docker"]), default="buildah", show_default=True)
 @click.option("--since", metavar="GITREF", help="Ship functions changed since this commit (default: all).")
 @click.option("--all", "every", is_flag=True, help="Ship every function, changed or not.")
 @click.option("--base-image", metavar="REF", help="Base image for python runtimes (default python:<ver>-slim).")
 @click.option("--dry-run", is_flag=True, help="Build everything, push and commit nothing.")
+@click.option("--pin/--no-pin", default=True, show_default=True, help="Commit the pushed digests to releases/<env>.yaml.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @gitops_flags
-def ship(env, registry, builder_name, since, every, base_image, dry_run, output, **g):
+def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, output, **g):
     """Detect changed functions, build and push their images, pin the digests in one commit."""
     import json as _json
 
@@ -171,8 +181,8 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, output,
     url = g["gitops_repo"]
     results, sha = run_ship(env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name,
                             since=since, every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url,
-                            branch=resolve_branch(g["branch"]), token=token_from(g["token_env"]) if url else None,
-                            source=source)
+                            branch=resolve_branch(g["branch"]), token=token_from(g["token_env"]),
+                            source=source, pin=pin)
     rows = [r._asdict() for r in results]
     summary = {"functions": rows, "commit": sha, "dryRun": dry_run}
     if output == "json":
@@ -182,6 +192,17 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, output,
             click.echo(f"{r.function} [{r.environment}] {r.image}" + ("" if r.pushed else " (not pushed)"))
         click.echo(f"pinned in {sha}" if sha else "nothing pinned")
     write_step_summary(results, sha, env)
+    write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": ""})
+
+
+def write_outputs(**values):
+    """Step outputs in $GITHUB_OUTPUT (heredoc form: values may hold any character)."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        for k, v in values.items():
+            f.write(f"{k}<<FNOPS_EOF\n{v}\nFNOPS_EOF\n")
 
 
 def write_step_summary(results, sha, env):
@@ -201,9 +222,12 @@ def _publish(ops, g, why):
 
     branch = resolve_branch(g["branch"])
     url = g["gitops_repo"]
+    # The token goes to git through its environment (also for this repository's own remote,
+    # so checkouts can keep persist-credentials: false).
     sha, changes = releases.run(ops, repo=None if url else ".", url=url, branch=branch,
-                                token=token_from(g["token_env"]) if url else None, why=why)
+                                token=token_from(g["token_env"]), why=why)
     report(sha, changes)
+    write_outputs(commit=sha or "", **{"pr-url": ""})
 
 
 def main(argv=None) -> int:

@@ -60,7 +60,7 @@ def changed_functions(root: str, functions_dir: str, since: str) -> list[str]:
 def ship(*, env: str, registry: str | None, functions_dir: str = "functions", builder_name: str = "buildah",
          since: str | None = None, every: bool = False, base_image: str | None = None, dry_run: bool = False,
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
-         builder=None, publish_kwargs=None):
+         builder=None, publish_kwargs=None, pin: bool = True):
     """-> (list[Shipped], commit sha | None)."""
     from . import releases, runtimes
     from .build import builder as make_builder
@@ -118,6 +118,8 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         for _, ref, _ in built:
             b.remove(ref)
 
+    if not pin:
+        return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], None
     ops = [releases.PinOp(functions_dir, fn.name, env, "release", image=img, source=source) for fn, img in pushed]
     why = f"Built from {source.repo or 'this repository'}@{source.commit[:7]}" + (f" ({source.run})" if source.run else "") + "."
     sha, _ = releases.run(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch or "main",
