@@ -139,7 +139,7 @@ def test_since_ships_only_changed_functions_and_ignores_release_only_changes(rep
     git(work, "pull", "--quiet", "--rebase", "origin", "main")
     head = git(work, "rev-parse", "HEAD")
     r = ship(work, registry, "--since", head)  # only releases/ changed since then
-    assert r.returncode == 0 and json.loads(r.stdout) == {"functions": [], "commit": None, "dryRun": False}
+    assert r.returncode == 0 and json.loads(r.stdout) == {"functions": [], "commit": None, "dryRun": False, "pullRequest": None}
 
 
 def test_dry_run_builds_but_pushes_and_commits_nothing(repo, registry):

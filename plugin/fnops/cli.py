@@ -129,7 +129,7 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
     src = source_from_environment()
     src = Source(source_repo or src.repo, source_commit or src.commit, source_ref or src.ref, run_url or src.run)
     op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src)
-    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.")
+    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.", mode=g["mode"])
 
 
 @cli.command()
@@ -144,7 +144,13 @@ def promote(function, from_env, to_env, **g):
     if from_env == to_env:
         raise click.BadParameter("--from and --to name the same environment", param_hint="--to")
     op = PinOp(g["functions_dir"], function, to_env, "promote", from_env=from_env)
-    _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.")
+    mode = g["mode"]
+    folder = os.path.join(g["functions_dir"], function)
+    if mode is None and not g["gitops_repo"] and os.path.isfile(os.path.join(folder, "function.yaml")):
+        from .spec import load_function
+
+        mode = "pr" if load_function(folder, to_env).approval == "required" else "push"
+    _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.", mode=mode)
 
 
 @cli.command()
@@ -157,7 +163,7 @@ def rollback(function, env, reason, **g):
     from .releases import PinOp
 
     op = PinOp(g["functions_dir"], function, env, "rollback")
-    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."))
+    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."), mode=g["mode"])
 
 
 @cli.command()
@@ -179,12 +185,12 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, ou
 
     source = source_from_environment()
     url = g["gitops_repo"]
-    results, sha = run_ship(env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name,
+    results, sha, pr = run_ship(env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name,
                             since=since, every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url,
                             branch=resolve_branch(g["branch"]), token=token_from(g["token_env"]),
-                            source=source, pin=pin)
+                            source=source, pin=pin, mode=g["mode"] or "push", github_repo=g["github_repo"])
     rows = [r._asdict() for r in results]
-    summary = {"functions": rows, "commit": sha, "dryRun": dry_run}
+    summary = {"functions": rows, "commit": sha, "dryRun": dry_run, "pullRequest": pr}
     if output == "json":
         click.echo(_json.dumps(summary, sort_keys=True))
     else:
@@ -192,7 +198,7 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, ou
             click.echo(f"{r.function} [{r.environment}] {r.image}" + ("" if r.pushed else " (not pushed)"))
         click.echo(f"pinned in {sha}" if sha else "nothing pinned")
     write_step_summary(results, sha, env)
-    write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": ""})
+    write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": pr or ""})
 
 
 def write_outputs(**values):
@@ -217,17 +223,18 @@ def write_step_summary(results, sha, env):
         f.write("\n".join(lines))
 
 
-def _publish(ops, g, why):
+def _publish(ops, g, why, mode=None):
     from . import releases
 
     branch = resolve_branch(g["branch"])
     url = g["gitops_repo"]
     # The token goes to git through its environment (also for this repository's own remote,
     # so checkouts can keep persist-credentials: false).
-    sha, changes = releases.run(ops, repo=None if url else ".", url=url, branch=branch,
-                                token=token_from(g["token_env"]), why=why)
-    report(sha, changes)
-    write_outputs(commit=sha or "", **{"pr-url": ""})
+    sha, changes, pr = releases.run(ops, repo=None if url else ".", url=url, branch=branch,
+                                    token=token_from(g["token_env"]), why=why, mode=mode or "push",
+                                    github_repo=g["github_repo"])
+    report(sha, changes, pr)
+    write_outputs(commit=sha or "", **{"pr-url": pr or ""})
 
 
 def main(argv=None) -> int:

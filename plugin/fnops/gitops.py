@@ -175,3 +175,47 @@ def _commit(tree: Git, ident: list[str], message: str) -> None:
                        input=message, capture_output=True, text=True)
     if p.returncode != 0:
         raise GitError(f"git commit failed: {tree.redact(p.stderr.strip())}")
+
+
+def publish_branch(tree: Git, base: str, head: str, change, *, attempts: int = 10, base_delay: float = 0.2,
+                   max_delay: float = 10.0, sleep=time.sleep, rng=random.random) -> str | None:
+    """Like `publish`, but onto the review branch `head` (for a pull request into `base`).
+
+    The change is applied on the tip of `base`; if `head` already exists (an open PR), the
+    new commit gets its tip as a second parent, so the push is a fast-forward (no force)
+    while the PR's diff against `base` stays exactly the new pin change. Returns
+    (head commit, whether it is new), or (None, False) when `base` already has the change.
+    """
+    ident = _identity(tree)
+    for attempt in range(attempts):
+        _fetch(tree, base)
+        p = tree.run("fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{head}:refs/remotes/origin/{head}",
+                     check=False)
+        pr_tip = tree.out("rev-parse", f"refs/remotes/origin/{head}") if p.returncode == 0 else None
+        base_tip = tree.out("rev-parse", f"refs/remotes/origin/{base}")
+        tree.run("reset", "--quiet", "--hard", base_tip)
+        tree.run("clean", "--quiet", "-fdx")
+        result = change(tree.cwd)
+        if result is None:
+            return None, False
+        paths, message = result
+        tree.run("add", "--", *paths)
+        new_tree = tree.out("write-tree")
+        if new_tree == tree.out("rev-parse", f"{base_tip}^{{tree}}"):
+            return None, False
+        if pr_tip and new_tree == tree.out("rev-parse", f"{pr_tip}^{{tree}}"):
+            return pr_tip, False  # the review branch already proposes exactly this
+        parents = ["-p", base_tip] + (["-p", pr_tip] if pr_tip else [])
+        c = subprocess.run(["git", *ident, "commit-tree", new_tree, *parents, "-F", "-"], cwd=tree.cwd, env=tree.env,
+                           input=message, capture_output=True, text=True)
+        if c.returncode != 0:
+            raise GitError(f"git commit-tree failed: {tree.redact(c.stderr.strip())}")
+        sha = c.stdout.strip()
+        p = tree.run("push", "--porcelain", "origin", f"{sha}:refs/heads/{head}", check=False)
+        if p.returncode == 0:
+            return sha, True
+        text = (p.stdout + p.stderr).lower()
+        if not any(s in text for s in REJECTED):
+            raise _classify(tree, p, f"push to {head} failed")
+        sleep(min(max_delay, base_delay * 2 ** attempt) * (0.5 + rng()))
+    raise PushRaceLost(f"push to {head} still rejected after {attempts} attempts")

@@ -17,8 +17,11 @@ GITOPS_FLAGS = [
     click.option("--token-env", default="GITOPS_TOKEN", show_default=True, metavar="VAR",
                  help="Environment variable holding the token for --gitops-repo over HTTPS "
                       "(falls back to GITHUB_TOKEN). Never printed or stored."),
-    click.option("--mode", type=click.Choice(["push"]), default="push", show_default=True,
-                 help="push: commit and push to the branch (with rebase-retry)."),
+    click.option("--mode", type=click.Choice(["push", "pr"]), default=None,
+                 help="push: commit and push to the branch (with rebase-retry); pr: push a review branch "
+                      "fnops/<env>/<fn> and open (or update) a pull request. Default: push."),
+    click.option("--github-repo", metavar="OWNER/NAME",
+                 help="Repository for PR mode (default: from --gitops-repo's URL, else $GITHUB_REPOSITORY)."),
 ]
 
 
@@ -59,7 +62,7 @@ def source_from_environment(repo: str = "."):
     return Source(None, p.stdout.strip(), ref.stdout.strip() or None, None)
 
 
-def report(sha, changes) -> None:
+def report(sha, changes, pr=None) -> None:
     from .releases import short
 
     if sha is None:
@@ -68,3 +71,5 @@ def report(sha, changes) -> None:
     for c in changes:
         click.echo(f"{c.action} {c.function} [{c.environment}] -> {short(c.image)}")
     click.echo(f"pushed {sha}")
+    if pr:
+        click.echo(f"pull request: {pr}")

@@ -214,9 +214,18 @@ def commit_message(changes: list[Change], why: str | None = None) -> str:
     return f"{title}\n\n" + "\n".join(body) + "\n\n" + "\n".join(trailers) + "\n"
 
 
+def review_branch(ops: list[PinOp]) -> str:
+    """One stable branch per function × environment set, so a new run updates its open PR."""
+    names = sorted({op.name for op in ops})
+    envs = sorted({op.env for op in ops})
+    return f"fnops/{'+'.join(envs)}/{names[0] if len(names) == 1 else f'{len(names)}-functions-' + '-'.join(names)[:60]}"
+
+
 def run(ops: list[PinOp], *, repo: str | None, url: str | None, branch: str, token: str | None,
-        why: str | None = None, publish_kwargs=None):
-    """Apply every op in one commit on `branch` and push it. Returns (sha | None, changes)."""
+        why: str | None = None, publish_kwargs=None, mode: str = "push", github_repo: str | None = None,
+        api_url: str | None = None):
+    """Apply every op in one commit on `branch` and push it — or, in PR mode, onto a review
+    branch with a pull request into `branch`. Returns (sha | None, changes, pr url | None)."""
     from . import gitops
 
     applied: list[Change] = []
@@ -231,6 +240,19 @@ def run(ops: list[PinOp], *, repo: str | None, url: str | None, branch: str, tok
             return None
         return [c.path for c in applied], commit_message(applied, why)
 
+    if mode == "pr":
+        from . import pullrequest
+
+        prs = pullrequest.PullRequests(pullrequest.repo_slug(github_repo or url), token, api_url)
+        head = review_branch(ops)
+        with gitops.scratch_tree(repo, url, branch, token) as tree:
+            sha, new = gitops.publish_branch(tree, branch, head, change, **(publish_kwargs or {}))
+        if sha is None:
+            return None, list(applied), None
+        title = commit_message(applied, why).splitlines()[0]
+        pr = prs.open_or_update(head=head, base=branch, title=title, body=pullrequest.body_for(applied, why),
+                                comment=new)
+        return sha, list(applied), pr
     with gitops.scratch_tree(repo, url, branch, token) as tree:
         sha = gitops.publish(tree, branch, change, **(publish_kwargs or {}))
-    return sha, list(applied)
+    return sha, list(applied), None

@@ -60,8 +60,8 @@ def changed_functions(root: str, functions_dir: str, since: str) -> list[str]:
 def ship(*, env: str, registry: str | None, functions_dir: str = "functions", builder_name: str = "buildah",
          since: str | None = None, every: bool = False, base_image: str | None = None, dry_run: bool = False,
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
-         builder=None, publish_kwargs=None, pin: bool = True):
-    """-> (list[Shipped], commit sha | None)."""
+         builder=None, publish_kwargs=None, pin: bool = True, mode: str = "push", github_repo: str | None = None):
+    """-> (list[Shipped], commit sha | None, pull request URL | None)."""
     from . import releases, runtimes
     from .build import builder as make_builder
     from .build import is_loopback
@@ -94,7 +94,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
             raise UsageError(f"--registry: {e}") from None
         plan.append((fn, f"{repo}:sha-{source.commit[:7]}"))
     if not plan:
-        return [], None
+        return [], None, None
 
     b = builder or make_builder(builder_name)
     build_args = [f"BASE_IMAGE={base_image}"] if base_image else []
@@ -107,7 +107,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
             b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}")
             built.append((fn, ref, tls))
         if dry_run:
-            return [Shipped(fn.name, env, ref, None, False) for fn, ref, _ in built], None
+            return [Shipped(fn.name, env, ref, None, False) for fn, ref, _ in built], None, None
         pushed = []
         for fn, ref, tls in built:
             digest = b.push(ref, tls_verify=tls)
@@ -119,9 +119,10 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
             b.remove(ref)
 
     if not pin:
-        return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], None
+        return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], None, None
     ops = [releases.PinOp(functions_dir, fn.name, env, "release", image=img, source=source) for fn, img in pushed]
     why = f"Built from {source.repo or 'this repository'}@{source.commit[:7]}" + (f" ({source.run})" if source.run else "") + "."
-    sha, _ = releases.run(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch or "main",
-                          token=token, why=why, publish_kwargs=publish_kwargs)
-    return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], sha
+    sha, _, pr = releases.run(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch or "main",
+                              token=token, why=why, publish_kwargs=publish_kwargs, mode=mode,
+                              github_repo=github_repo)
+    return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], sha, pr

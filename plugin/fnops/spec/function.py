@@ -30,7 +30,7 @@ from .model import (
 TOP_KEYS = (
     "name", "runtime", "handler", "image", "deployer", "env", "envFrom", "resources",
     "timeout", "concurrency", "http", "scale", "triggers", "slo", "traffic", "notify",
-    "rollback", "environments",
+    "rollback", "approval", "environments",
 )
 OVERLAY_KEYS = tuple(k for k in TOP_KEYS if k not in ("name", "environments"))
 SCALE_KEYS = ("min", "max", "initial", "metric", "target", "window", "scaleDownDelay", "prometheus")
@@ -182,6 +182,8 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     notify = c.mapping(("notify",), v.get("notify"), ("slack",))
     slack = c.typed(("notify", "slack"), notify.get("slack"), str)
     rollback = c.choice(("rollback",), v.get("rollback", "off"), ROLLBACK_MODES) or "off"
+    # `approval: required` makes promotions into this environment a pull request by default.
+    approval = c.choice(("approval",), v.get("approval", "none"), ("none", "required")) or "none"
     if deployer == "keda" and scale and scale.metric in KPA_METRICS and visibility == "none":
         c.fail(("scale", "metric"), f"'{scale.metric}' scaling needs HTTP; with http.visibility none scale on triggers or cpu|memory|prometheus")
     if deployer == "keda" and scale and scale.min == 0 and visibility == "none":
@@ -199,7 +201,7 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
             image=image, deployer=deployer, env=env_pairs, secrets=secrets, config_maps=config_maps,
             requests=requests, limits=limits, timeout=300 if timeout is None else timeout,
             concurrency=concurrency or 0, visibility=visibility, hosts=hosts, scale=scale, triggers=triggers,
-            slo=slo, canary=canary, notify_slack=slack, rollback=rollback, environments=envs,
+            slo=slo, canary=canary, notify_slack=slack, rollback=rollback, approval=approval, environments=envs,
         ),
         c,
     )

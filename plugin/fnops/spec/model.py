@@ -70,8 +70,8 @@ Release = record("Release", "path image source_repo source_commit source_ref sou
 Function = record(
     "Function",
     "name runtime folder environment handler image deployer env secrets config_maps requests limits timeout "
-    "concurrency visibility hosts scale triggers slo canary notify_slack rollback environments",
+    "concurrency visibility hosts scale triggers slo canary notify_slack rollback approval environments",
     handler="handler:handle", image=None, deployer="knative", env=(), secrets=(), config_maps=(), requests=(),
     limits=(), timeout=300, concurrency=0, visibility="public", hosts=(), scale=Scale(), triggers=(), slo=None,
-    canary=None, notify_slack=None, rollback="off", environments=(),
+    canary=None, notify_slack=None, rollback="off", approval="none", environments=(),
 )

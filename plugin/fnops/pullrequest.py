@@ -1,0 +1,82 @@
+"""Pull requests through PyGithub: open one per review branch, or update the open one.
+
+Imported only in PR mode: PyGithub (and requests) never load for render or push mode.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import PermanentError, TemporaryError, UsageError
+
+
+def repo_slug(url_or_slug: str | None) -> str:
+    """owner/name from a GitHub remote URL, or $GITHUB_REPOSITORY."""
+    if url_or_slug:
+        m = re.search(r"github\.com[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$", url_or_slug)
+        if m:
+            return f"{m.group(1)}/{m.group(2)}"
+        if re.fullmatch(r"[\w.-]+/[\w.-]+", url_or_slug):
+            return url_or_slug
+    env = os.environ.get("GITHUB_REPOSITORY")
+    if env:
+        return env
+    raise UsageError("PR mode needs the GitHub repository: pass --github-repo OWNER/NAME or set GITHUB_REPOSITORY")
+
+
+def body_for(changes, why: str | None) -> str:
+    from .releases import short
+
+    rows = ["| function | environment | new image | replaces |", "|---|---|---|---|"]
+    for c in changes:
+        rows.append(f"| `{c.function}` | `{c.environment}` | `{short(c.image)}` | "
+                    f"{'`' + short(c.previous_image) + '`' if c.previous_image else '—'} |")
+    src = [f"- `{c.function}`: source `{c.source['commit']}`" for c in changes if (c.source or {}).get("commit")]
+    parts = [why or "", "\n".join(rows)]
+    if src:
+        parts.append("\n".join(src))
+    parts.append("<sub>Opened by fnops. Merging this pull request deploys through Argo CD.</sub>")
+    return "\n\n".join(p for p in parts if p)
+
+
+class PullRequests:
+    """A connection to one repository's pull requests. Connecting reads the repository, so
+    a bad token or an outage stops the run *before* anything is pushed."""
+
+    def __init__(self, slug: str, token: str | None, api_url: str | None = None):
+        if not token:
+            raise UsageError("PR mode needs a token: set GITOPS_TOKEN or GITHUB_TOKEN")
+        from github import Auth, Github
+
+        self.slug = slug
+        self.gh = Github(base_url=api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+                         auth=Auth.Token(token), retry=None, timeout=30)
+        self.repo = self._call(lambda: self.gh.get_repo(slug))
+
+    def _call(self, fn):
+        from github import GithubException
+
+        try:
+            return fn()
+        except GithubException as e:
+            msg = (e.data or {}).get("message") if isinstance(e.data, dict) else str(e.data)
+            if e.status >= 500 or e.status == 429:
+                raise TemporaryError(f"GitHub is unavailable ({e.status} {msg}); retry later") from None
+            raise PermanentError(f"GitHub refused the request for {self.slug}: {e.status} {msg}") from None
+
+    def open_or_update(self, *, head: str, base: str, title: str, body: str, comment: bool = True) -> str:
+        """-> the pull request's html URL. An open PR for `head` gets a comment saying what
+        the new push changed (when `comment`), instead of a second PR."""
+        owner = self.slug.split("/")[0]
+
+        def go():
+            open_prs = list(self.repo.get_pulls(state="open", head=f"{owner}:{head}", base=base))
+            if open_prs:
+                pr = open_prs[0]
+                if comment:
+                    pr.create_issue_comment(f"Updated by fnops:\n\n{body}")
+                return pr.html_url
+            return self.repo.create_pull(title=title, body=body, head=head, base=base).html_url
+
+        return self._call(go)

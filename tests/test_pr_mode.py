@@ -1,0 +1,101 @@
+"""PR mode: a review branch pushed to a real bare remote and a pull request opened (or
+updated) through PyGithub against a GitHub double that validates every request."""
+
+import pytest
+import yaml
+
+from conftest import fnops
+from github_double import GitHubDouble
+from gitrepo import clone, git, make_origin, show
+
+REPO = "ghcr.io/acme/functions/hello"
+D = lambda c: "sha256:" + c * 64  # noqa: E731
+SRC = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
+
+
+@pytest.fixture
+def gh():
+    with GitHubDouble(token="ghp_pr_token") as double:
+        yield double
+    assert double.violations == []
+
+
+@pytest.fixture
+def work(tmp_path):
+    origin = make_origin(tmp_path)
+    return origin, clone(origin, tmp_path / "work")
+
+
+def bump(work, gh, image, *extra, token="ghp_pr_token"):
+    return fnops("bump", "hello", "--env", "prod", "--image", image, "--source-commit", SRC, "--mode", "pr",
+                 "--github-repo", "acme/functions", *extra, cwd=work,
+                 env={"GITHUB_API_URL": gh.url, "GITOPS_TOKEN": token, "SOURCE_DATE_EPOCH": "1795341600"})
+
+
+def test_pr_mode_opens_one_pull_request_and_leaves_main_alone(gh, work):
+    origin, wd = work
+    main_before = git(origin, "rev-parse", "main")
+    r = bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 0, r.stderr
+    assert git(origin, "rev-parse", "main") == main_before
+    pin = yaml.safe_load(show(origin, "functions/hello/releases/prod.yaml", "fnops/prod/hello"))
+    assert pin["image"] == f"{REPO}:sha-1a2b3c4@{D('b')}"
+    assert len(gh.pulls) == 1
+    pr = gh.pulls[0]
+    assert pr["title"] == "fnops: release hello to prod (sha-1a2b3c4)"
+    assert pr["head"]["ref"] == "fnops/prod/hello" and pr["base"]["ref"] == "main"
+    assert "| `hello` | `prod` | `sha-1a2b3c4` |" in pr["body"]
+    assert f"pull request: https://github.com/acme/functions/pull/{pr['number']}" in r.stdout
+    # the PR's diff against main is exactly the pin
+    assert git(origin, "diff", "--name-only", "main", "fnops/prod/hello") == "functions/hello/releases/prod.yaml"
+
+
+def test_a_second_bump_updates_the_open_pull_request_without_force(gh, work):
+    origin, wd = work
+    assert bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}").returncode == 0
+    first_tip = git(origin, "rev-parse", "fnops/prod/hello")
+    r = bump(wd, gh, f"{REPO}:sha-2b3c4d5@{D('c')}")
+    assert r.returncode == 0, r.stderr
+    assert len(gh.pulls) == 1 and len(gh.comments) == 1
+    assert "sha-2b3c4d5" in gh.comments[0]["body"]
+    tip = git(origin, "rev-parse", "fnops/prod/hello")
+    assert git(origin, "merge-base", "--is-ancestor", first_tip, tip, check=False) == ""  # fast-forward
+    pin = yaml.safe_load(show(origin, "functions/hello/releases/prod.yaml", "fnops/prod/hello"))
+    assert pin["image"].endswith(D("c"))
+    assert git(origin, "diff", "--name-only", "main", "fnops/prod/hello") == "functions/hello/releases/prod.yaml"
+    # same pin again: nothing new pushed, no new comment
+    assert bump(wd, gh, f"{REPO}:sha-2b3c4d5@{D('c')}").returncode == 0
+    assert git(origin, "rev-parse", "fnops/prod/hello") == tip and len(gh.comments) == 1
+
+
+def test_bad_token_is_one_line_exit_1(gh, work):
+    origin, wd = work
+    r = bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}", token="ghp_wrong")
+    assert r.returncode == 1 and "401 Bad credentials" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "ghp_wrong" not in r.stderr
+    assert gh.pulls == []
+    assert git(origin, "branch", "--list", "fnops/*") == ""  # nothing pushed before the API said no
+
+
+def test_github_outage_is_reported_as_temporary(gh, work):
+    origin, wd = work
+    gh.faults += [(503, {}, {"message": "Service Unavailable"})] * 3
+    r = bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 1 and "GitHub is unavailable (503" in r.stderr
+    assert git(origin, "branch", "--list", "fnops/*") == ""
+
+
+def test_promote_into_an_approval_environment_defaults_to_a_pull_request(gh, work):
+    origin, wd = work
+    path = f"{wd}/functions/hello/function.yaml"
+    with open(path, "a") as f:
+        f.write("environments:\n  prod: {approval: required}\n")
+    git(wd, "commit", "--quiet", "-am", "prod needs approval")
+    git(wd, "push", "--quiet", "origin", "main")
+    main_before = git(origin, "rev-parse", "main")
+    r = fnops("promote", "hello", "--from", "dev", "--to", "prod", "--github-repo", "acme/functions", cwd=wd,
+              env={"GITHUB_API_URL": gh.url, "GITOPS_TOKEN": "ghp_pr_token"})
+    assert r.returncode == 0, r.stderr
+    assert git(origin, "rev-parse", "main") == main_before
+    assert [pr["head"]["ref"] for pr in gh.pulls] == ["fnops/prod/hello"]
+    assert gh.pulls[0]["title"].startswith("fnops: promote hello to prod")
