@@ -227,3 +227,29 @@ def test_six_racing_bumps_of_one_pin_form_a_linear_chain_last_wins(origin, tmp_p
     for before, after in zip(chain, chain[1:]):
         assert after["previous"]["image"] == before["image"]
     assert yaml.safe_load(show(origin, PIN))["image"] == chain[-1]["image"]  # the last push wins
+
+
+def test_gitops_repo_over_http_with_a_token_that_is_never_stored_or_shown(origin, tmp_path):
+    from git_http import GitHttpServer
+
+    token = "ghs_" + "Z" * 36
+    app = tmp_path / "app"
+    git(tmp_path, "init", "--quiet", str(app))
+    with GitHttpServer(os.path.dirname(origin), token) as srv:
+        url = f"{srv.url}/{os.path.basename(origin)}"
+        r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-1a2b3c4@{D('b')}",
+                  "--gitops-repo", url, "--branch", "main", cwd=str(app), env={**ENV, "GITOPS_TOKEN": token})
+        assert r.returncode == 0, r.stderr
+        assert token not in r.stdout + r.stderr
+        assert yaml.safe_load(show(origin, PIN))["image"].endswith(D("b"))
+        assert any(a.startswith("Basic ") for a in srv.seen_auth)
+        assert token not in git(origin, "log", "--format=%B", "main")
+        # The wrong token: one line, exit 1, nothing pushed, the token not echoed.
+        head = git(origin, "rev-parse", "main")
+        bad = "ghs_" + "Y" * 36
+        r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-2b3c4d5@{D('c')}",
+                  "--gitops-repo", url, "--branch", "main", cwd=str(app), env={**ENV, "GITOPS_TOKEN": bad})
+        assert r.returncode == 1 and "authentication failed" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and bad not in r.stderr
+        assert git(origin, "rev-parse", "main") == head
+    assert not any(os.path.exists(os.path.join(str(app), p)) for p in ("tree", ".fnops"))
