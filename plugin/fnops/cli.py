@@ -175,9 +175,11 @@ def rollback(function, env, reason, **g):
 @click.option("--base-image", metavar="REF", help="Base image for python runtimes (default python:<ver>-slim).")
 @click.option("--dry-run", is_flag=True, help="Build everything, push and commit nothing.")
 @click.option("--pin/--no-pin", default=True, show_default=True, help="Commit the pushed digests to releases/<env>.yaml.")
+@click.option("--provenance", is_flag=True, help="docker builder: attach SLSA provenance attestations.")
+@click.option("--sbom", is_flag=True, help="docker builder: attach an SBOM attestation.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @gitops_flags
-def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, output, **g):
+def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, provenance, sbom, output, **g):
     """Detect changed functions, build and push their images, pin the digests in one commit."""
     import json as _json
 
@@ -185,10 +187,13 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, ou
 
     source = source_from_environment()
     url = g["gitops_repo"]
+    if (provenance or sbom) and builder_name != "docker":
+        raise click.BadParameter("attestations need --builder docker", param_hint="--provenance/--sbom")
     results, sha, pr = run_ship(env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name,
                             since=since, every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url,
                             branch=resolve_branch(g["branch"]), token=token_from(g["token_env"]),
-                            source=source, pin=pin, mode=g["mode"] or "push", github_repo=g["github_repo"])
+                            source=source, pin=pin, mode=g["mode"] or "push", github_repo=g["github_repo"],
+                            builder_options={"provenance": provenance, "sbom": sbom} if builder_name == "docker" else {})
     rows = [r._asdict() for r in results]
     summary = {"functions": rows, "commit": sha, "dryRun": dry_run, "pullRequest": pr}
     if output == "json":

@@ -139,7 +139,7 @@ def _fetch(git: Git, branch: str) -> None:
         raise _classify(git, p, f"cannot fetch branch {branch} from origin")
 
 
-def publish(tree: Git, branch: str, change, *, attempts: int = 10, base_delay: float = 0.2,
+def publish(tree: Git, branch: str, change, *, attempts: int = 10, base_delay: float = 0.1,
             max_delay: float = 10.0, sleep=time.sleep, rng=random.random) -> str | None:
     """Apply `change(tree_path) -> (paths, message) | None` on the tip of `branch`, commit
     once, push without force; on a lost race fetch and redo. Returns the pushed commit SHA,
@@ -177,7 +177,7 @@ def _commit(tree: Git, ident: list[str], message: str) -> None:
         raise GitError(f"git commit failed: {tree.redact(p.stderr.strip())}")
 
 
-def publish_branch(tree: Git, base: str, head: str, change, *, attempts: int = 10, base_delay: float = 0.2,
+def publish_branch(tree: Git, base: str, head: str, change, *, attempts: int = 10, base_delay: float = 0.1,
                    max_delay: float = 10.0, sleep=time.sleep, rng=random.random) -> str | None:
     """Like `publish`, but onto the review branch `head` (for a pull request into `base`).
 

@@ -60,7 +60,8 @@ def changed_functions(root: str, functions_dir: str, since: str) -> list[str]:
 def ship(*, env: str, registry: str | None, functions_dir: str = "functions", builder_name: str = "buildah",
          since: str | None = None, every: bool = False, base_image: str | None = None, dry_run: bool = False,
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
-         builder=None, publish_kwargs=None, pin: bool = True, mode: str = "push", github_repo: str | None = None):
+         builder=None, publish_kwargs=None, pin: bool = True, mode: str = "push", github_repo: str | None = None,
+         builder_options=None):
     """-> (list[Shipped], commit sha | None, pull request URL | None)."""
     from . import releases, runtimes
     from .build import builder as make_builder
@@ -96,7 +97,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
     if not plan:
         return [], None, None
 
-    b = builder or make_builder(builder_name)
+    b = builder or make_builder(builder_name, **(builder_options or {}))
     build_args = [f"BASE_IMAGE={base_image}"] if base_image else []
     built, contexts = [], []
     try:

@@ -1,0 +1,45 @@
+"""The docker buildx builder cannot run here (no Docker engine); its command line is what
+it promises: a per-function GitHub Actions cache scope, attestations only when asked,
+push while building, and the digest read from --metadata-file."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from fnops.build import Docker, is_loopback
+
+
+def test_buildx_command_has_cache_scope_and_attestation_switches(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    (tmp_path / "docker").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "docker").chmod(0o755)
+    d = Docker(provenance=True, sbom=False, gha_cache=True)
+    cmd = d.command("/ctx", "/ctx/Dockerfile", "ghcr.io/acme/fns/hello:sha-1", "/tmp/m.json",
+                    build_args=["BASE_IMAGE=python:3.12-slim"], scope="fnops-hello")
+    assert cmd[:3] == ["docker", "buildx", "build"] and cmd[-1] == "/ctx"
+    assert "--provenance=true" in cmd and "--sbom=false" in cmd and "--push" in cmd
+    assert cmd[cmd.index("--cache-from") + 1] == "type=gha,scope=fnops-hello"
+    assert cmd[cmd.index("--cache-to") + 1] == "type=gha,mode=max,scope=fnops-hello"
+    assert cmd[cmd.index("--metadata-file") + 1] == "/tmp/m.json"
+    assert "--cache-from" not in Docker(gha_cache=False).command("/c", "/c/D", "r:t", "/m", scope="s")
+
+
+def test_buildx_digest_comes_from_the_metadata_file(monkeypatch, tmp_path):
+    """A stand-in `docker` that writes the metadata file as buildx does."""
+    digest = "sha256:" + "d" * 64
+    script = tmp_path / "docker"
+    script.write_text("#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = --metadata-file ]; then "
+                      f"printf '%s' '{json.dumps({'containerimage.digest': digest})}' > \"$2\"; fi; shift; done\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    d = Docker(gha_cache=False)
+    d.build(str(tmp_path), str(tmp_path / "Dockerfile"), "ghcr.io/acme/fns/hello:sha-1")
+    assert d.push("ghcr.io/acme/fns/hello:sha-1") == digest
+
+
+@pytest.mark.parametrize("ref,loop", [("127.0.0.1:5000/x", True), ("localhost:5000/x", True), ("[::1]:5000/x", True),
+                                      ("127.1.2.3/x", True), ("ghcr.io/acme/x", False), ("10.0.0.1:5000/x", False)])
+def test_only_loopback_registries_are_plain_http(ref, loop):
+    assert is_loopback(ref) is loop
