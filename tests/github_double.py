@@ -16,12 +16,13 @@ import json
 import os
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 
 import schemas
+from loopback import LoopbackServer
 
 
 def _openapi_to_jsonschema(node):
@@ -109,7 +110,7 @@ class Spec:
         return copy.deepcopy(self.doc["components"]["examples"][name]["value"])
 
 
-class GitHubDouble:
+class GitHubDouble(LoopbackServer):
     def __init__(self, token="ghp_test_token", owner="acme", repo="functions"):
         self.spec = Spec()
         self.token, self.owner, self.repo = token, owner, repo
@@ -123,18 +124,7 @@ class GitHubDouble:
         self.deployment_statuses: list[dict] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        super().__init__(self._handler())
 
     # -- answers -------------------------------------------------------------------
     def _urls(self, obj):

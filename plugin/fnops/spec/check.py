@@ -64,16 +64,13 @@ class Checker:
         return value
 
     def integer(self, path, value, lo=None, hi=None):
-        v = self.typed(path, value, int)
-        if v is None:
-            return None
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.fail(path, f"{v} is out of range; allowed {_range(lo, hi)}")
-            return None
-        return v
+        return self._ranged(path, value, int, lo, hi)
 
     def number(self, path, value, lo=None, hi=None):
-        v = self.typed(path, value, (int, float))
+        return self._ranged(path, value, (int, float), lo, hi)
+
+    def _ranged(self, path, value, want, lo, hi):
+        v = self.typed(path, value, want)
         if v is None:
             return None
         if (lo is not None and v < lo) or (hi is not None and v > hi):
