@@ -29,7 +29,12 @@ class UsageError(FnopsError):
 
 
 class TemporaryError(FnopsError):
-    """Worth retrying (network blip, push race, 5xx, 429)."""
+    """Worth retrying (network blip, push race, 5xx, 429). `retry_after`: seconds the
+    other side asked us to wait, if it said."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(FnopsError):

@@ -223,7 +223,7 @@ def review_branch(ops: list[PinOp]) -> str:
 
 def run(ops: list[PinOp], *, repo: str | None, url: str | None, branch: str, token: str | None,
         why: str | None = None, publish_kwargs=None, mode: str = "push", github_repo: str | None = None,
-        api_url: str | None = None):
+        api_url: str | None = None, api_token: str | None = None):
     """Apply every op in one commit on `branch` and push it — or, in PR mode, onto a review
     branch with a pull request into `branch`. Returns (sha | None, changes, pr url | None)."""
     from . import gitops
@@ -243,7 +243,7 @@ def run(ops: list[PinOp], *, repo: str | None, url: str | None, branch: str, tok
     if mode == "pr":
         from . import pullrequest
 
-        prs = pullrequest.PullRequests(pullrequest.repo_slug(github_repo or url), token, api_url)
+        prs = pullrequest.PullRequests(pullrequest.repo_slug(github_repo or url), api_token or token, api_url)
         head = review_branch(ops)
         with gitops.scratch_tree(repo, url, branch, token) as tree:
             sha, new = gitops.publish_branch(tree, branch, head, change, **(publish_kwargs or {}))

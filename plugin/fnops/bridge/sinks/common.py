@@ -1,0 +1,60 @@
+"""What every sink says about a release: status words, links, short image names."""
+
+from __future__ import annotations
+
+STATUS = {
+    "syncing": ("syncing", ":arrows_counterclockwise:"),
+    "deployed": ("deployed", ":white_check_mark:"),
+    "degraded": ("degraded", ":warning:"),
+    "sync-failed": ("sync failed", ":x:"),
+    "alert-firing": ("SLO alert firing", ":rotating_light:"),
+    "alert-resolved": ("SLO alert resolved", ":large_green_circle:"),
+    "rolled-back": ("rolled back", ":rewind:"),
+    "rollback-proposed": ("rollback proposed", ":rewind:"),
+    "rollback-skipped": ("rollback not done", ":no_entry_sign:"),
+    "unknown": ("unknown", ":grey_question:"),
+}
+
+
+def status_of(event: dict) -> tuple[str, str]:
+    return STATUS.get(event.get("kind"), STATUS["unknown"])
+
+
+def short_image(image: str | None) -> str:
+    if not image:
+        return "?"
+    name, _, digest = image.partition("@")
+    return f"{name.rsplit('/', 1)[-1]}@{digest[:19]}" if digest else name.rsplit("/", 1)[-1]
+
+
+def commit_url(source: dict) -> str | None:
+    repo, commit = source.get("repo"), source.get("commit")
+    if repo and commit:
+        return f"https://github.com/{repo}/commit/{commit}"
+    return None
+
+
+def argocd_url(event: dict) -> str | None:
+    base, app = event.get("argocdUrl"), event.get("app")
+    return f"{base.rstrip('/')}/applications/{app}" if base and app else None
+
+
+def detail(event: dict) -> str:
+    """One sentence on what happened, for thread replies, descriptions and the audit log."""
+    word, _ = status_of(event)
+    kind = event.get("kind")
+    if kind in ("alert-firing", "alert-resolved"):
+        names = ", ".join(sorted({a.get("name", "") for a in event.get("alerts", [])}))
+        return f"{word}: {names}"
+    if kind == "rolled-back":
+        return f"rolled back to {short_image(event.get('restoredImage'))} (commit {str(event.get('commit'))[:7]})"
+    if kind == "rollback-proposed":
+        return f"rollback proposed in {event.get('pullRequest')}"
+    if kind == "rollback-skipped":
+        return f"no rollback: {event.get('reason')}"
+    msg = (event.get("message") or "").strip()
+    return f"{word}" + (f": {msg}" if msg else "")
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
