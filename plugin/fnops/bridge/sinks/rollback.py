@@ -34,6 +34,15 @@ class RollbackSink(Sink):
                  "release": release, "cause": event["key"], "key": f"rollback:{event['key']}:{kind}", **extra}]
 
     def deliver(self, event: dict, ctx):
+        # A redelivery (after a crash) repeats the recorded outcome instead of deciding again.
+        done = ctx.store.get("rollback-outcome", event["key"])
+        if done is not None:
+            return done
+        out = self._decide(event, ctx)
+        ctx.store.put("rollback-outcome", event["key"], out or [])
+        return out
+
+    def _decide(self, event: dict, ctx):
         release = ctx.release(event)
         if not release or not release.get("image"):
             return None  # nothing pinned: nothing to roll back (the event itself is reported)

@@ -1,0 +1,141 @@
+"""The bridge as a real process, with Slack and GitHub doubles and a bare GitOps repo."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+from containers import free_port
+from github_double import GitHubDouble
+from gitrepo import clone, git, make_origin
+from slack_double import SlackDouble
+
+TOKEN = "bridge-token-" + "x" * 20
+HMAC_SECRET = "hmac-secret-" + "y" * 20
+SRC = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
+NEW_IMAGE = "ghcr.io/acme/functions/checkout:sha-1a2b3c4@sha256:" + "b" * 64
+
+
+class Bridge:
+    def __init__(self, tmp_path, *, slack_channels=("C0DEPLOYS", "C0TEAM"), bake="15m"):
+        self.tmp = tmp_path
+        self.origin = make_origin(tmp_path)
+        work = clone(self.origin, tmp_path / "dev-clone")
+        # A real release with a previous one: checkout in dev (rollback: auto there).
+        r = subprocess.run([shutil.which("fnops"), "bump", "checkout", "--env", "dev", "--image", NEW_IMAGE,
+                            "--source-repo", "acme/functions", "--source-commit", SRC], cwd=work,
+                           capture_output=True, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": str(int(time.time()))})
+        assert r.returncode == 0, r.stderr
+        self.revision = git(self.origin, "rev-parse", "main")
+        self.slack = SlackDouble(token="xoxb-bridge", channels=slack_channels).__enter__()
+        self.gh = GitHubDouble(token="ghp_bridge").__enter__()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = tmp_path / "data"
+        self.config = tmp_path / "bridge.yaml"
+        self.config.write_text(yaml.safe_dump({
+            "listen": f"127.0.0.1:{self.port}",
+            "auth": {"bearerTokenEnv": "FNOPS_BRIDGE_TOKEN", "hmacSecretEnv": "FNOPS_BRIDGE_HMAC"},
+            "store": f"sqlite:///{self.data}/bridge.db",
+            "gitops": {"repo": f"file://{self.origin}", "branch": "main", "auditBranch": "fnops-audit",
+                       "githubRepo": "acme/functions"},
+            "slack": {"tokenEnv": "SLACK_BOT_TOKEN", "defaultChannel": "#deploys", "baseUrl": self.slack.url + "/api/"},
+            "github": {"tokenEnv": "GITHUB_TOKEN", "baseUrl": self.gh.url},
+            "rollback": {"bakeTime": bake},
+        }))
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "GITHUB_"))},
+                    "FNOPS_BRIDGE_TOKEN": TOKEN, "FNOPS_BRIDGE_HMAC": HMAC_SECRET, "SLACK_BOT_TOKEN": "xoxb-bridge",
+                    "GITHUB_TOKEN": "ghp_bridge"}
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        self.log = open(self.tmp / "bridge.log", "ab")
+        self.proc = subprocess.Popen([shutil.which("fnops"), "bridge", "serve", "--config", str(self.config)],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"bridge exited: {self.logs()}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"bridge did not become ready: {self.logs()}")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log and not self.log.closed:
+            self.log.close()
+        self.slack.__exit__(None, None, None)
+        self.gh.__exit__(None, None, None)
+
+    def logs(self) -> str:
+        p = self.tmp / "bridge.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def post(self, path, body, *, token=TOKEN, hmac_secret=None, raw=None, headers=None):
+        data = raw if raw is not None else json.dumps(body).encode()
+        h = {"content-type": "application/json", **(headers or {})}
+        if token:
+            h["authorization"] = f"Bearer {token}"
+        if hmac_secret:
+            h["x-signature"] = "sha256=" + hmac.new(hmac_secret.encode(), data, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(self.url + path, data=data, headers=h, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def wait(self, predicate, timeout=30, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}\n--- bridge log ---\n{self.logs()[-3000:]}")
+
+    def pending(self) -> int:
+        return sum(int(line.rsplit(" ", 1)[1]) for line in self.metrics().splitlines()
+                   if line.startswith("fnops_bridge_deliveries{") and 'state="pending"' in line)
+
+    def audit_lines(self) -> list[dict]:
+        p = subprocess.run(["git", "ls-tree", "-r", "--name-only", "fnops-audit"], cwd=self.origin,
+                           capture_output=True, text=True)
+        out = []
+        for path in p.stdout.split():
+            out += [json.loads(x) for x in git(self.origin, "show", f"fnops-audit:{path}").splitlines() if x]
+        return out
+
+
+def python():
+    return sys.executable
