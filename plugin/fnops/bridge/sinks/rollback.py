@@ -49,6 +49,8 @@ class RollbackSink(Sink):
         mode = release.get("rollbackMode", "off")
         if mode == "off":
             return None
+        if mode == "pr" and not self.github:
+            raise PermanentError("rollback: pr needs the github section (token) in the bridge config")
         skip = lambda reason: self._followup(event, "rollback-skipped", release, reason=reason)  # noqa: E731
         if event.get("rollback") or release.get("rollbackOf"):
             return skip("this release is itself a rollback; not rolling back a rollback")
@@ -69,8 +71,6 @@ class RollbackSink(Sink):
         why = f"Automatic rollback by the fnops bridge: {event['kind']} ({event['key']})."
         kw = {}
         if mode == "pr":
-            if not self.github:
-                raise PermanentError("rollback: pr needs the github section (token) in the bridge config")
             kw = {"mode": "pr", "api_url": self.github.base_url, "api_token": self.github.token,
                   "github_repo": self.gitops.github_repo}
         try:
