@@ -1,0 +1,94 @@
+"""notifications/: the Argo CD snippet renders valid JSON for real Applications, the
+Kubernetes manifests are valid, and bridge configs are checked with file:line errors."""
+
+import glob
+import json
+import os
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import argocd_template
+import schemas
+from conftest import ROOT
+from fnops.bridge.events import from_argocd
+from fnops.cli import cli
+
+SAMPLES = ["operation-finished", "operation-running", "fakeapp-single-source", "fakeapp-multi-source", "diff-cache"]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_template_renders_valid_json_the_bridge_accepts(sample):
+    app = argocd_template.application(sample, function="hello", env="prod", revision="c" * 40, phase="Failed",
+                                      health="Degraded", message='hook "db-migrate" failed:\n\ttimeout')
+    body = json.loads(argocd_template.render(app))
+    ev = from_argocd(body)
+    assert (ev["function"], ev["environment"], ev["kind"], ev["revision"]) == ("hello", "prod", "sync-failed", "c" * 40)
+    assert ev["message"] == 'hook "db-migrate" failed:\n\ttimeout'
+    assert ev["argocdUrl"] == "https://argocd.example.com" and ev["namespace"] == "functions-prod"
+
+
+def test_rollback_operations_are_marked():
+    app = argocd_template.application("operation-finished", function="hello", env="prod", revision="c" * 40,
+                                      phase="Succeeded", health="Degraded", rollback=True)
+    assert from_argocd(json.loads(argocd_template.render(app)))["rollback"] is True
+
+
+def test_notifications_cm_wires_webhook_and_triggers():
+    with open(os.path.join(ROOT, "notifications", "argocd-notifications-cm.yaml")) as f:
+        data = yaml.safe_load(f)["data"]
+    svc = yaml.safe_load(data["service.webhook.fnops-bridge"])
+    headers = {h["name"]: h["value"] for h in svc["headers"]}
+    assert headers["Content-Type"] == "application/json" and headers["Authorization"] == "Bearer $fnops-bridge-token"
+    hook = yaml.safe_load(data["template.fnops-bridge"])["webhook"]["fnops-bridge"]
+    assert hook["method"] == "POST" and hook["path"] == "/v1/argocd"
+    with open(os.path.join(ROOT, "argocd-cmp", "applicationset.yaml")) as f:
+        annotations = yaml.safe_load(f)["spec"]["template"]["metadata"]["annotations"]
+    for trigger in ("fnops-on-deployed", "fnops-on-health-degraded", "fnops-on-sync-failed", "fnops-on-sync-running"):
+        assert yaml.safe_load(data[f"trigger.{trigger}"])[0]["send"] == ["fnops-bridge"]
+        assert f"notifications.argoproj.io/subscribe.{trigger}.fnops-bridge" in annotations
+
+
+def test_kubernetes_manifests_are_valid():
+    docs = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "notifications", "kubernetes", "*.yaml"))):
+        with open(path) as f:
+            docs += [d for d in yaml.safe_load_all(f) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Service", "ServiceMonitor"]
+    import kubernetes_validate
+
+    for d in docs:
+        if d["kind"] == "ServiceMonitor":
+            assert schemas.validate(d) == []
+        else:
+            kubernetes_validate.validate(d, "1.33.0", strict=True)
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_example_config_checks_with_its_env(monkeypatch):
+    path = os.path.join(ROOT, "notifications", "bridge-config.yaml")
+    r = CliRunner().invoke(cli, ["bridge", "check-config", path])
+    assert r.exit_code == 2
+    assert "bridge-config.yaml:4:24: auth.bearerTokenEnv: environment variable FNOPS_BRIDGE_TOKEN is not set" in r.output
+    for k in ("FNOPS_BRIDGE_TOKEN", "FNOPS_BRIDGE_HMAC", "GITOPS_TOKEN", "SLACK_BOT_TOKEN", "GITHUB_TOKEN"):
+        monkeypatch.setenv(k, "set")
+    r = CliRunner().invoke(cli, ["bridge", "check-config", path])
+    assert r.exit_code == 0, r.output
+
+
+def test_bad_config_lines(tmp_path, monkeypatch):
+    monkeypatch.setenv("T", "x")
+    p = tmp_path / "c.yaml"
+    p.write_text("listen: nowhere\nauth: {bearerTokenEnv: T}\nstore: postgres://x\n"
+                 "gitops: {repo: x, branch: main, auditBranch: main}\nrollback: {bakeTime: forever}\nslak: {}\n")
+    r = CliRunner().invoke(cli, ["bridge", "check-config", str(p)])
+    assert r.exit_code == 2
+    out = r.output
+    assert f"{p}:1:9: listen: 'nowhere' is not host:port" in out
+    assert f"{p}:3:8: store: 'postgres://x' is not supported" in out
+    assert f"{p}:4:51: gitops.auditBranch: must differ from the branch Argo CD watches" in out
+    assert f"{p}:5:22: rollback.bakeTime: 'forever' is not a duration" in out
+    assert f"{p}:6:1: slak: unknown key; did you mean 'slack'?" in out
