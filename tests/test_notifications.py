@@ -89,6 +89,6 @@ def test_bad_config_lines(tmp_path, monkeypatch):
     out = r.output
     assert f"{p}:1:9: listen: 'nowhere' is not host:port" in out
     assert f"{p}:3:8: store: 'postgres://x' is not supported" in out
-    assert f"{p}:4:51: gitops.auditBranch: must differ from the branch Argo CD watches" in out
+    assert f"{p}:4:46: gitops.auditBranch: must differ from the branch Argo CD watches" in out
     assert f"{p}:5:22: rollback.bakeTime: 'forever' is not a duration" in out
     assert f"{p}:6:1: slak: unknown key; did you mean 'slack'?" in out
