@@ -270,3 +270,31 @@ def test_a_real_alertmanager_posts_to_the_bridge(bridge, tmp_path):
         am.terminate()
         am.wait(10)
         am_log.close()
+
+
+def test_rollback_pr_opens_a_pull_request_instead_of_committing(bridge):
+    """checkout's prod overlay says `rollback: pr`; its prod pin records a previous release."""
+    main = git(bridge.origin, "rev-parse", "main")
+    assert bridge.post("/v1/argocd", argocd(bridge, "Succeeded", "Degraded", env="prod"))[0] == 202
+    bridge.wait(lambda: any(l["kind"] == "rollback-proposed" for l in bridge.audit_lines()), what="rollback PR")
+    assert git(bridge.origin, "rev-parse", "main") == main
+    (pr,) = bridge.gh.pulls
+    assert pr["head"]["ref"] == "fnops/prod/checkout" and pr["title"].startswith("fnops: roll back checkout in prod")
+    proposed = yaml.safe_load(show(bridge.origin, "functions/checkout/releases/prod.yaml", "fnops/prod/checkout"))
+    assert proposed["rollbackOf"].startswith("ghcr.io/acme/functions/checkout:")
+
+
+def test_rollback_off_only_reports_and_one_rollback_per_release(bridge):
+    # hello keeps the default `rollback: off`: reported, nothing committed.
+    assert bridge.post("/v1/argocd", argocd(bridge, "Succeeded", "Degraded", fn="hello"))[0] == 202
+    # checkout degrades, then fails to sync on the same release: one rollback, the second reported.
+    assert bridge.post("/v1/argocd", argocd(bridge, "Succeeded", "Degraded"))[0] == 202
+    assert bridge.post("/v1/argocd", argocd(bridge, "Failed", "Degraded"))[0] == 202
+    bridge.wait(lambda: bridge.pending() == 0 and len([l for l in bridge.audit_lines() if l["kind"].startswith("roll")]) == 2,
+                what="rollback and its guard report")
+    kinds = [(l["function"], l["kind"]) for l in bridge.audit_lines()]
+    assert ("hello", "degraded") in kinds and not any(f == "hello" and k.startswith("roll") for f, k in kinds)
+    rolls = [l for l in bridge.audit_lines() if l["kind"].startswith("roll")]
+    assert [l["kind"] for l in rolls] == ["rolled-back", "rollback-skipped"]
+    assert "superseded" in rolls[1]["detail"] or "already rolled back" in rolls[1]["detail"]
+    assert int(git(bridge.origin, "rev-list", "--count", "main")) == int(git(bridge.origin, "rev-list", "--count", bridge.revision)) + 1
