@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import threading

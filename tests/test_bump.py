@@ -185,7 +185,6 @@ def _parallel(cmds):
 
 def _cmd(cwd, fn, image):
     import shutil
-    import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "FNOPS_", "GITHUB_"))}
     env.update(ENV)

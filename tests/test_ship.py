@@ -3,7 +3,6 @@ pushes there, and the digest pinned in Git is the one the registry serves."""
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.request

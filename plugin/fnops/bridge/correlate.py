@@ -9,7 +9,6 @@ an event sees the same release even if the branch moves on.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 
 from ..errors import PermanentError, TemporaryError

@@ -63,17 +63,21 @@ class Worker(threading.Thread):
                     self.store.fail(eid, sink_name, "sink not configured")
                 continue
             if hasattr(sink, "deliver_batch") and len(items) > 1:
-                self._run(sink, items, lambda: sink.deliver_batch([e for _, _, e in items], self.ctx))
+                self._run(sink, items)
             else:
                 for item in items:
-                    self._run(sink, [item], lambda item=item: sink.deliver(item[2], self.ctx))
+                    self._run(sink, [item])
             if self.stopping.is_set():
                 break
         return True
 
-    def _run(self, sink, items, call) -> None:
+    def _run(self, sink, items) -> None:
+        """Deliver one event, or a batch to a sink that takes batches (the audit log)."""
         try:
-            followups = call()
+            if len(items) > 1:
+                followups = sink.deliver_batch([e for _, _, e in items], self.ctx)
+            else:
+                followups = sink.deliver(items[0][2], self.ctx)
         except TemporaryError as e:
             for eid, attempts, _ in items:
                 delay = e.retry_after if e.retry_after is not None else backoff(attempts)

@@ -15,7 +15,6 @@ from .model import (
     HPA_METRICS,
     KPA_METRICS,
     METRICS,
-    PYTHON_RUNTIMES,
     ROLLBACK_MODES,
     RUNTIMES,
     VISIBILITIES,
@@ -133,7 +132,7 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     if name is not None:
         if not units.DNS1035.fullmatch(name):
             where = ("name",) if "name" in v else ()
-            why = "" if "name" in v else f" (taken from the folder name; set 'name' to override)"
+            why = "" if "name" in v else " (taken from the folder name; set 'name' to override)"
             c.fail(where, f"'{name}' is not a valid name: lowercase letters, digits and '-', starting with a letter{why}")
             name = None
         elif len(name) > MAX_NAME:

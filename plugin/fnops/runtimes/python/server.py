@@ -44,7 +44,6 @@ def _decode(body: bytes, content_type: str):
     if ct == "application/json" or ct.endswith("+json"):
         return json.loads(body)
     if ct.startswith("text/") or ct in ("", "application/x-www-form-urlencoded"):
-        # No content type: text if it decodes, bytes otherwise.
         return body.decode("utf-8", "replace")
     return body
 
