@@ -71,3 +71,24 @@ def test_new_rejects_an_invalid_name(runner, tmp_path):
     r = runner.invoke(cli, ["new", "Bad_Name", "--dir", str(tmp_path)])
     assert r.exit_code == 2 and "not a valid function name" in r.output
     assert os.listdir(tmp_path) == []
+
+
+def test_status_shows_what_is_pinned_where(runner, monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    root = tmp_path / "repo"
+    (root / "functions").mkdir(parents=True)
+    shutil.copytree(os.path.join(EXAMPLES, "hello"), root / "functions" / "hello")
+    shutil.copytree(os.path.join(EXAMPLES, "checkout"), root / "functions" / "checkout")
+    (root / "functions" / "checkout" / "releases" / "prod.yaml").unlink()  # prod has an overlay, no pin
+    monkeypatch.chdir(root)
+    r = runner.invoke(cli, ["status", "--output", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["function"], x["environment"]): x for x in json.loads(r.output)}
+    assert set(rows) == {("checkout", "prod"), ("checkout", "dev"), ("hello", "dev"), ("hello", "prod")}
+    assert rows[("hello", "dev")]["image"].startswith("ghcr.io/acme/functions/hello:sha-")
+    assert rows[("checkout", "prod")]["image"] is None
+    text = runner.invoke(cli, ["status"]).output
+    assert text.splitlines()[0].split() == ["FUNCTION", "ENV", "IMAGE", "SOURCE", "RELEASED", "NOTE"]
+    assert any(line.split()[:3] == ["checkout", "prod", "(not"] for line in text.splitlines())

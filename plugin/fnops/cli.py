@@ -242,6 +242,30 @@ def _publish(ops, g, why, mode=None):
     write_outputs(commit=sha or "", **{"pr-url": pr or ""})
 
 
+@cli.command()
+@click.option("--functions-dir", default="functions", show_default=True)
+@click.option("--gitops-repo", metavar="URL", help="Read this repository (cloned) instead of the current folder.")
+@click.option("--branch", default="main", show_default=True, help="Branch of --gitops-repo to read.")
+@click.option("--token-env", default="GITOPS_TOKEN", show_default=True, metavar="VAR")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(functions_dir, gitops_repo, branch, token_env, output):
+    """Table of functions × environments: what is pinned where."""
+    import json as _json
+
+    from .status import collect, table
+
+    if gitops_repo:
+        from .gitops import scratch_tree
+
+        with scratch_tree(None, gitops_repo, branch, token_from(token_env)) as tree:
+            rows = collect(tree.cwd, functions_dir)
+    else:
+        if not os.path.isdir(functions_dir):
+            raise click.UsageError(f"{functions_dir}: no such folder (set --functions-dir)")
+        rows = collect(".", functions_dir)
+    click.echo(_json.dumps(rows, sort_keys=True) if output == "json" else table(rows))
+
+
 @cli.group()
 def bridge():
     """The notifications bridge: Argo CD + Alertmanager -> Slack, GitHub, Git audit, rollback."""

@@ -1,0 +1,50 @@
+"""`fnops status`: what is pinned where — functions × environments."""
+
+from __future__ import annotations
+
+import os
+
+from . import yamldoc
+from .errors import SpecError
+from .spec import load_function, load_release_for
+from .spec.function import environments_of
+
+
+def collect(root: str, functions_dir: str) -> list[dict]:
+    base = os.path.join(root, functions_dir)
+    rows = []
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        folder = os.path.join(base, name)
+        if not os.path.isfile(os.path.join(folder, "function.yaml")):
+            continue
+        try:
+            envs = environments_of(yamldoc.load(os.path.join(folder, "function.yaml")), folder)
+        except SpecError as e:
+            rows.append({"function": name, "environment": "", "image": None, "problem": str(e.problems[0])})
+            continue
+        for env in envs:
+            row = {"function": name, "environment": env, "image": None, "sourceCommit": None,
+                   "releasedAt": None, "rollbackOf": None, "problem": None}
+            try:
+                fn = load_function(folder, env)
+                if os.path.exists(os.path.join(folder, "releases", f"{env}.yaml")):
+                    rel = load_release_for(fn)
+                    row.update(image=str(rel.image), sourceCommit=rel.source_commit, releasedAt=rel.released_at,
+                               rollbackOf=rel.rollback_of)
+            except SpecError as e:
+                row["problem"] = str(e.problems[0])
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    from .releases import short
+
+    head = ("FUNCTION", "ENV", "IMAGE", "SOURCE", "RELEASED", "NOTE")
+    body = []
+    for r in rows:
+        note = r["problem"] or (f"rollback of {short(r['rollbackOf'])}" if r.get("rollbackOf") else "")
+        body.append((r["function"], r["environment"] or "-", short(r["image"]) if r["image"] else "(not pinned)",
+                     (r.get("sourceCommit") or "")[:7] or "-", r.get("releasedAt") or "-", note))
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *body])
