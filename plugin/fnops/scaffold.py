@@ -31,12 +31,14 @@ def handle(event, context):
 '''
 
 DOCKERFILE = """\
+# runtime: dockerfile — fnops builds this file as it is. Replace the CMD with your server;
+# it must listen on $PORT (Knative sets it; 8080 by default) and run as a non-root user.
 FROM python:3.12-slim
 WORKDIR /app
 COPY . .
 USER 65532
 ENV PORT=8080
-CMD ["python", "-m", "http.server", "8080"]
+CMD ["sh", "-c", "exec python -m http.server \"$PORT\""]
 """
 
 
