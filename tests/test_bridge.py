@@ -144,6 +144,9 @@ def test_degraded_release_with_rollback_auto_is_rolled_back_and_reported(bridge)
     assert [s["state"] for s in bridge.gh.statuses if s["sha"] == SRC][-1] == "failure"
     assert "inactive" in [s["state"] for s in bridge.gh.deployment_statuses]
     assert [l["kind"] for l in bridge.audit_lines()] == ["degraded", "rolled-back"]
+    logs = bridge.logs()
+    assert TOKEN not in logs and "xoxb-bridge" not in logs and "ghp_bridge" not in logs
+    assert not any(TOKEN in json.dumps(l) for l in bridge.audit_lines())
 
 
 def test_rollback_guards_are_reported_not_silent(bridge):
