@@ -57,6 +57,10 @@ def repo(tmp_path, registry):
     return str(work), bare
 
 
+def all_tags(reg):
+    return {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")}
+
+
 def ship(work, registry, *args):
     reg, base = registry
     return fnops("ship", "--env", "dev", "--registry", f"{reg.host}/fns", "--base-image", base,
@@ -171,11 +175,11 @@ def test_spec_error_stops_before_building(repo, registry):
     reg, _ = registry
     with open(os.path.join(work, "functions/hello/function.yaml"), "a") as f:
         f.write("scale: {min: 3, max: 1}\n")
-    before = {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")}
+    before = all_tags(reg)
     r = ship(work, registry, "--all")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == "functions/hello/function.yaml:3:22: scale.max: max (1) is below min (3); set max ≥ min, or 0 for unlimited\n"
-    assert {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")} == before
+    assert all_tags(reg) == before
     assert git(bare, "rev-list", "--count", "main") == "1"
 
 
@@ -193,10 +197,10 @@ def test_build_failure_pushes_nothing(repo, registry):
     reg, _ = registry
     with open(os.path.join(work, "functions/cat/Dockerfile"), "a") as f:
         f.write("RUN exit 3\n")
-    before = {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")}
+    before = all_tags(reg)
     r = ship(work, registry, "--all")
     assert r.returncode == 1 and "build of" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")} == before
+    assert all_tags(reg) == before
     assert git(bare, "rev-list", "--count", "main") == "1"
 
 
