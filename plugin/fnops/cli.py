@@ -25,8 +25,6 @@ class FnopsGroup(click.Group):
 
 def annotate(e) -> None:
     """GitHub Actions annotations for spec errors, so they show on the file and line."""
-    from .errors import SpecError
-
     if os.environ.get("GITHUB_ACTIONS") != "true" or not isinstance(e, SpecError):
         return
     for p in e.problems:
@@ -129,7 +127,7 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
     src = source_from_environment()
     src = Source(source_repo or src.repo, source_commit or src.commit, source_ref or src.ref, run_url or src.run)
     op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src)
-    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.", mode=g["mode"])
+    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.")
 
 
 @cli.command()
@@ -144,9 +142,9 @@ def promote(function, from_env, to_env, **g):
     if from_env == to_env:
         raise click.BadParameter("--from and --to name the same environment", param_hint="--to")
     op = PinOp(g["functions_dir"], function, to_env, "promote", from_env=from_env)
-    mode = g["mode"]
+    mode = None  # --mode wins; otherwise environments with `approval: required` get a PR
     folder = os.path.join(g["functions_dir"], function)
-    if mode is None and not g["gitops_repo"] and os.path.isfile(os.path.join(folder, "function.yaml")):
+    if g["mode"] is None and not g["gitops_repo"] and os.path.isfile(os.path.join(folder, "function.yaml")):
         from .spec import load_function
 
         mode = "pr" if load_function(folder, to_env).approval == "required" else "push"
@@ -163,7 +161,7 @@ def rollback(function, env, reason, **g):
     from .releases import PinOp
 
     op = PinOp(g["functions_dir"], function, env, "rollback")
-    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."), mode=g["mode"])
+    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."))
 
 
 @cli.command()
@@ -229,6 +227,7 @@ def write_step_summary(results, sha, env):
 
 
 def _publish(ops, g, why, mode=None):
+    """Commit the ops; --mode wins, else the command's own default `mode`, else push."""
     from . import releases
 
     branch = resolve_branch(g["branch"])
@@ -236,7 +235,7 @@ def _publish(ops, g, why, mode=None):
     # The token goes to git through its environment (also for this repository's own remote,
     # so checkouts can keep persist-credentials: false).
     sha, changes, pr = releases.run(ops, repo=None if url else ".", url=url, branch=branch,
-                                    token=token_from(g["token_env"]), why=why, mode=mode or "push",
+                                    token=token_from(g["token_env"]), why=why, mode=g["mode"] or mode or "push",
                                     github_repo=g["github_repo"])
     report(sha, changes, pr)
     write_outputs(commit=sha or "", **{"pr-url": pr or ""})

@@ -157,28 +157,38 @@ def publish(tree: Git, branch: str, change, *, attempts: int = 10, base_delay: f
         tree.run("add", "--", *paths)
         if tree.run("diff", "--cached", "--quiet", check=False).returncode == 0:
             return None
-        _commit(tree, ident, message)
+        _with_message(tree, ident, ["commit", "--quiet", "--no-verify", "-F", "-"], message)
         sha = tree.out("rev-parse", "HEAD")
-        p = tree.run("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
-        if p.returncode == 0:
+        if _push(tree, sha, branch, attempt, base_delay, max_delay, sleep, rng):
             return sha
-        text = (p.stdout + p.stderr).lower()
-        if not any(s in text for s in REJECTED):
-            raise _classify(tree, p, f"push to {branch} failed")
-        # Lost the race: exponential backoff with full jitter, then redo on the new tip.
-        sleep(min(max_delay, base_delay * 2 ** attempt) * (0.5 + rng()))
     raise PushRaceLost(f"push to {branch} still rejected after {attempts} attempts (the branch keeps moving)")
 
 
-def _commit(tree: Git, ident: list[str], message: str) -> None:
-    p = subprocess.run(["git", *ident, "commit", "--quiet", "--no-verify", "-F", "-"], cwd=tree.cwd, env=tree.env,
-                       input=message, capture_output=True, text=True)
+def _with_message(tree: Git, ident: list[str], args: list[str], message: str) -> str:
+    """Run a git command that reads the commit message on stdin; its output."""
+    p = subprocess.run(["git", *ident, *args], cwd=tree.cwd, env=tree.env, input=message, capture_output=True,
+                       text=True)
     if p.returncode != 0:
-        raise GitError(f"git commit failed: {tree.redact(p.stderr.strip())}")
+        raise GitError(f"git {args[0]} failed: {tree.redact(p.stderr.strip())}")
+    return p.stdout.strip()
+
+
+def _push(tree: Git, sha: str, branch: str, attempt: int, base_delay, max_delay, sleep, rng) -> bool:
+    """Push `sha` to `branch` without force. True if it landed; False if the branch moved
+    under us (after a backoff, so the caller can redo on the new tip); raises otherwise."""
+    p = tree.run("push", "--porcelain", "origin", f"{sha}:refs/heads/{branch}", check=False)
+    if p.returncode == 0:
+        return True
+    text = (p.stdout + p.stderr).lower()
+    if not any(s in text for s in REJECTED):
+        raise _classify(tree, p, f"push to {branch} failed")
+    # Lost the race: exponential backoff with full jitter, then redo on the new tip.
+    sleep(min(max_delay, base_delay * 2 ** attempt) * (0.5 + rng()))
+    return False
 
 
 def publish_branch(tree: Git, base: str, head: str, change, *, attempts: int = 10, base_delay: float = 0.1,
-                   max_delay: float = 10.0, sleep=time.sleep, rng=random.random) -> str | None:
+                   max_delay: float = 10.0, sleep=time.sleep, rng=random.random) -> tuple[str | None, bool]:
     """Like `publish`, but onto the review branch `head` (for a pull request into `base`).
 
     The change is applied on the tip of `base`; if `head` already exists (an open PR), the
@@ -206,16 +216,7 @@ def publish_branch(tree: Git, base: str, head: str, change, *, attempts: int = 1
         if pr_tip and new_tree == tree.out("rev-parse", f"{pr_tip}^{{tree}}"):
             return pr_tip, False  # the review branch already proposes exactly this
         parents = ["-p", base_tip] + (["-p", pr_tip] if pr_tip else [])
-        c = subprocess.run(["git", *ident, "commit-tree", new_tree, *parents, "-F", "-"], cwd=tree.cwd, env=tree.env,
-                           input=message, capture_output=True, text=True)
-        if c.returncode != 0:
-            raise GitError(f"git commit-tree failed: {tree.redact(c.stderr.strip())}")
-        sha = c.stdout.strip()
-        p = tree.run("push", "--porcelain", "origin", f"{sha}:refs/heads/{head}", check=False)
-        if p.returncode == 0:
+        sha = _with_message(tree, ident, ["commit-tree", new_tree, *parents, "-F", "-"], message)
+        if _push(tree, sha, head, attempt, base_delay, max_delay, sleep, rng):
             return sha, True
-        text = (p.stdout + p.stderr).lower()
-        if not any(s in text for s in REJECTED):
-            raise _classify(tree, p, f"push to {head} failed")
-        sleep(min(max_delay, base_delay * 2 ** attempt) * (0.5 + rng()))
     raise PushRaceLost(f"push to {head} still rejected after {attempts} attempts")

@@ -94,8 +94,9 @@ class PinOp:
             rev = revision_of(fn, current)
             if rev:
                 prev["revision"] = rev
-            if _source_of(current):
-                prev["source"] = _source_of(current)
+            src_before = _source_of(current)
+            if src_before:
+                prev["source"] = src_before
             values["previous"] = prev
         return values
 

@@ -80,7 +80,7 @@ class _Builder:
         self.count = 0
         self.marks: dict = {}
         self.key_marks: dict = {}
-        self._scalar = yaml.SafeLoader("")  # only its construct_scalar helpers are used
+        self._scalar = yaml.constructor.SafeConstructor()  # its scalar constructors only
 
     def build(self, node, p: Path, depth: int):
         self.count += 1

@@ -70,8 +70,7 @@ class Store:
                         out.append((row[0], False))
                         continue
                     eid = cur.lastrowid
-                    ev["id"] = eid
-                    self.db.execute("UPDATE events SET body = ? WHERE id = ?", (json.dumps(ev, sort_keys=True), eid))
+                    ev["id"] = eid  # for the caller; due() adds it to what it reads back
                     self.db.executemany("INSERT INTO deliveries(event_id, sink) VALUES (?, ?)",
                                         [(eid, s) for s in sinks_for(ev)])
                     out.append((eid, True))
@@ -93,7 +92,7 @@ class Store:
                 "  SELECT 1 FROM deliveries d2 JOIN events e2 ON e2.id = d2.event_id "
                 "  WHERE d2.state = 'pending' AND d2.sink = d.sink AND e2.subject = e.subject AND d2.event_id < d.event_id)"
                 " ORDER BY d.event_id, d.sink LIMIT ?", (now, limit)).fetchall()
-        return [(eid, sink, attempts, json.loads(body)) for eid, sink, attempts, body in rows]
+        return [(eid, sink, attempts, {**json.loads(body), "id": eid}) for eid, sink, attempts, body in rows]
 
     def next_due_at(self) -> float | None:
         with self.lock:

@@ -51,7 +51,7 @@ def validate_folder(folder: str) -> list[Problem]:
     except SpecError as e:
         return e.problems
     problems: list[Problem] = []
-    fn, checker = resolve(doc, folder, None)
+    _, checker = resolve(doc, folder, None)
     problems += checker.problems
     if not isinstance(doc.value, dict):
         return unique(problems)
