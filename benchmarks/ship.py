@@ -55,7 +55,7 @@ def functions_repo(tmp: str, n: int) -> tuple[str, str]:
 def bench_ship(reg, base, runs: int) -> None:
     fnops = shutil.which("fnops")
     sys.path.insert(0, os.path.join(ROOT, "plugin"))
-    from fnops import runtimes
+    from fnops.delivery import runtimes
     from fnops.spec import load_function
 
     ship_t, bare_t = [], []

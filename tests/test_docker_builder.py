@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from fnops.build import Docker, is_loopback
+from fnops.delivery.build import Docker, is_loopback
 
 
 def test_buildx_command_has_cache_scope_and_attestation_switches(monkeypatch, tmp_path):

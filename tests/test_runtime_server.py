@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-import fnops.runtimes as runtimes
+import fnops.delivery.runtimes as runtimes
 
 SERVER = os.path.join(os.path.dirname(runtimes.__file__), "python", "server.py")
 HANDLER = '''

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     fast = _fast_render_args(args)
     if fast is not None:
-        from .rendering import run
+        from .render.cmp import run
 
         return run(*fast)
     from .cli import main as cli_main

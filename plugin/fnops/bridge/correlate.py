@@ -12,7 +12,7 @@ import os
 import threading
 
 from ..errors import PermanentError, TemporaryError
-from ..gitops import Git
+from ..delivery.gitops import Git
 
 
 class Mirror:

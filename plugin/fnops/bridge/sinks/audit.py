@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from ... import gitops
+from ...delivery import gitops
 from ...errors import TemporaryError
 from . import Sink
 from .common import detail

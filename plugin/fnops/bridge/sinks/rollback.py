@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import time
 
-from ... import releases
+from ...delivery import commits, pins
 from ...errors import PermanentError, TemporaryError
 from . import Sink
 
@@ -67,16 +67,16 @@ class RollbackSink(Sink):
         guard = f"{event['function']}|{event['environment']}|{release['image']}"
         if not ctx.store.claim("rollback-guard", guard, event["id"]) and ctx.store.get("rollback-guard", guard) != event["id"]:
             return skip("this release was already rolled back once")
-        op = releases.PinOp(self.gitops.functions_dir, event["function"], event["environment"], "rollback")
+        op = pins.PinOp(self.gitops.functions_dir, event["function"], event["environment"], "rollback")
         why = f"Automatic rollback by the fnops bridge: {event['kind']} ({event['key']})."
         kw = {}
         if mode == "pr":
             kw = {"mode": "pr", "api_url": self.github.base_url, "api_token": self.github.token,
                   "github_repo": self.gitops.github_repo}
         try:
-            sha, changes, pr = releases.run([op], repo=None, url=self.gitops.repo, branch=self.gitops.branch,
+            sha, changes, pr = commits.commit_pins([op], repo=None, url=self.gitops.repo, branch=self.gitops.branch,
                                             token=self.gitops.token, why=why, **kw)
-        except releases.Refused as e:
+        except pins.Refused as e:
             return skip(str(e))
         except PermanentError:
             raise

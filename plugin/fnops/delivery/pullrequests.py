@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import PermanentError, TemporaryError, UsageError
+from ..errors import PermanentError, TemporaryError, UsageError
 
 
 def repo_slug(url_or_slug: str | None) -> str:
@@ -26,7 +26,7 @@ def repo_slug(url_or_slug: str | None) -> str:
 
 
 def body_for(changes, why: str | None) -> str:
-    from .releases import short
+    from .pins import short
 
     rows = ["| function | environment | new image | replaces |", "|---|---|---|---|"]
     for c in changes:

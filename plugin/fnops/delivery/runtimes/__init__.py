@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENDORED = ("uvicorn", "h11", "click")

@@ -10,51 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections import namedtuple
 
-from .errors import SpecError, UsageError
-from .types import GitSha, PinnedImage, Repository
+from ..errors import SpecError, UsageError
+from ..types import GitSha, PinnedImage, Repository
+from .detect import all_functions, changed_functions, repo_root
 
 Shipped = namedtuple("Shipped", "function environment image digest pushed")
-ZERO_SHA = "0" * 40
-
-
-def _git(root: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-
-
-def repo_root(path: str = ".") -> str:
-    p = _git(path, "rev-parse", "--show-toplevel")
-    if p.returncode != 0:
-        raise UsageError(f"{os.path.abspath(path)} is not inside a Git repository")
-    return p.stdout.strip()
-
-
-def all_functions(root: str, functions_dir: str) -> list[str]:
-    base = os.path.join(root, functions_dir)
-    if not os.path.isdir(base):
-        raise UsageError(f"{functions_dir}: no such folder (set --functions-dir)")
-    return sorted(d for d in os.listdir(base) if os.path.isfile(os.path.join(base, d, "function.yaml")))
-
-
-def changed_functions(root: str, functions_dir: str, since: str) -> list[str]:
-    """Functions with a change outside releases/ between `since` and HEAD."""
-    if since.strip("0") == "":  # a new branch: GitHub sends before=000…0
-        return all_functions(root, functions_dir)
-    if _git(root, "rev-parse", "--verify", "--quiet", f"{since}^{{commit}}").returncode != 0:
-        raise UsageError(f"--since {since}: no such commit in this clone (fetch more history, e.g. fetch-depth: 0)")
-    p = _git(root, "diff", "--name-only", "--no-renames", f"{since}", "HEAD", "--", functions_dir)
-    if p.returncode != 0:
-        raise UsageError(f"cannot diff {since}..HEAD: {p.stderr.strip()}")
-    prefix = functions_dir.rstrip("/") + "/"
-    names = set()
-    for path in p.stdout.splitlines():
-        parts = path[len(prefix):].split("/")
-        if path.startswith(prefix) and len(parts) > 1 and parts[1] != "releases":
-            names.add(parts[0])
-    present = set(all_functions(root, functions_dir))
-    return sorted(names & present)  # a deleted function has nothing to ship
 
 
 def ship(*, env: str, registry: str | None, functions_dir: str = "functions", builder_name: str = "buildah",
@@ -63,10 +25,10 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
          builder=None, publish_kwargs=None, pin: bool = True, mode: str = "push", github_repo: str | None = None,
          builder_options=None):
     """-> (list[Shipped], commit sha | None, pull request URL | None)."""
-    from . import releases, runtimes
+    from . import commits, pins, runtimes
     from .build import builder as make_builder
     from .build import is_loopback
-    from .spec import load_function
+    from ..spec import load_function
 
     root = repo_root()
     if source is None or not source.commit:
@@ -121,9 +83,9 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
 
     if not pin:
         return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], None, None
-    ops = [releases.PinOp(functions_dir, fn.name, env, "release", image=img, source=source) for fn, img in pushed]
+    ops = [pins.PinOp(functions_dir, fn.name, env, "release", image=img, source=source) for fn, img in pushed]
     why = f"Built from {source.repo or 'this repository'}@{source.commit[:7]}" + (f" ({source.run})" if source.run else "") + "."
-    sha, _, pr = releases.run(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch or "main",
+    sha, _, pr = commits.commit_pins(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch or "main",
                               token=token, why=why, publish_kwargs=publish_kwargs, mode=mode,
                               github_repo=github_repo)
     return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], sha, pr

@@ -1,104 +1,16 @@
-"""The fnops command line (click). Exit codes: 0 ok, 1 failure, 2 usage or invalid input."""
+"""Delivery commands: ship, bump, promote, rollback, status. Each parses, calls one
+function of `fnops.delivery`, and prints."""
 
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
-from .errors import FnopsError, SpecError
-from .release_cli import gitops_flags, report, resolve_branch, source_from_environment, token_from
-
-
-class FnopsGroup(click.Group):
-    """Turns FnopsError into its one-line message and exit code, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except FnopsError as e:
-            click.echo(e.format(), err=True)
-            annotate(e)
-            ctx.exit(e.exit_code)
-
-
-def annotate(e) -> None:
-    """GitHub Actions annotations for spec errors, so they show on the file and line."""
-    if os.environ.get("GITHUB_ACTIONS") != "true" or not isinstance(e, SpecError):
-        return
-    for p in e.problems:
-        msg = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        click.echo(f"::error file={p.path},line={p.line},col={p.col}::{msg}")
-
-
-@click.group(cls=FnopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="fnops")
-def cli():
-    """Serverless GitOps: function folders → images, pins, manifests and release news."""
-
-
-@cli.command()
-@click.argument("path", type=click.Path(file_okay=False))
-@click.option("--env", "env", metavar="ENV", help="Environment to render. Default: $ARGOCD_ENV_FNOPS_ENV.")
-def render(path, env):
-    """Render a function folder to Kubernetes manifests on stdout (the Argo CD CMP generate).
-
-    The namespace comes from $ARGOCD_APP_NAMESPACE when set.
-    """
-    from .rendering import run
-
-    code = run(path, env)
-    if code:
-        sys.exit(code)
-
-
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path())
-def validate(paths):
-    """Check function folders (and folders of them); print `path:line:col: message` per problem."""
-    from .discover import function_folders
-    from .spec import validate_folder
-
-    folders = function_folders(paths or ["."])
-    if not folders:
-        raise click.UsageError(f"no function.yaml found under {', '.join(paths or ['.'])}")
-    bad = 0
-    for folder in folders:
-        problems = validate_folder(folder)
-        if problems:
-            bad += 1
-            for p in problems:
-                click.echo(str(p), err=True)
-            annotate(SpecError(problems))
-    ok = len(folders) - bad
-    click.echo(f"{len(folders)} function(s) checked: {ok} ok, {bad} with problems", err=True)
-    if bad:
-        sys.exit(2)
-
-
-@cli.command()
-@click.argument("name")
-@click.option("--runtime", default="python3.12", show_default=True,
-              type=click.Choice(["python3.11", "python3.12", "python3.13", "dockerfile", "image"]))
-@click.option("--dir", "directory", default="functions", show_default=True, type=click.Path(file_okay=False),
-              help="Folder that holds the function folders.")
-def new(name, runtime, directory):
-    """Scaffold a function folder that validates (and renders once its first release is pinned)."""
-    from .scaffold import scaffold
-
-    folder = scaffold(name, runtime, directory)
-    click.echo(f"created {folder}")
-    click.echo(f"next: edit {os.path.join(folder, 'function.yaml')}, then `fnops validate {folder}`")
-
-
-def env_name(ctx, param, value):
-    """Environment names become file names and labels: DNS labels only."""
-    from .spec.units import DNS1123_LABEL
-
-    if value is not None and (not DNS1123_LABEL.fullmatch(value) or len(value) > 63):
-        raise click.BadParameter(f"'{value}' is not an environment name (lowercase letters, digits, '-')")
-    return value
+from ..delivery.origin import resolve_branch, source_from_environment, token_from
+from .gha import write_outputs, write_step_summary
+from .group import cli
+from .options import env_name, gitops_flags
 
 
 @cli.command()
@@ -112,8 +24,9 @@ def env_name(ctx, param, value):
 @gitops_flags
 def bump(function, env, image, source_repo, source_commit, source_ref, run_url, **g):
     """Pin FUNCTION's image for ENV in releases/<env>.yaml, commit once and push."""
-    from .releases import PinOp, Source
-    from .types import GitSha, PinnedImage
+    from ..delivery.origin import Source
+    from ..delivery.pins import PinOp
+    from ..types import GitSha, PinnedImage
 
     try:
         ref = PinnedImage.parse(image)
@@ -137,7 +50,7 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
 @gitops_flags
 def promote(function, from_env, to_env, **g):
     """Copy FUNCTION's pin from one environment to another."""
-    from .releases import PinOp
+    from ..delivery.pins import PinOp
 
     if from_env == to_env:
         raise click.BadParameter("--from and --to name the same environment", param_hint="--to")
@@ -145,7 +58,7 @@ def promote(function, from_env, to_env, **g):
     mode = None  # --mode wins; otherwise environments with `approval: required` get a PR
     folder = os.path.join(g["functions_dir"], function)
     if g["mode"] is None and not g["gitops_repo"] and os.path.isfile(os.path.join(folder, "function.yaml")):
-        from .spec import load_function
+        from ..spec import load_function
 
         mode = "pr" if load_function(folder, to_env).approval == "required" else "push"
     _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.", mode=mode)
@@ -158,7 +71,7 @@ def promote(function, from_env, to_env, **g):
 @gitops_flags
 def rollback(function, env, reason, **g):
     """Restore the previous release pin of FUNCTION in ENV (never rolls back a rollback)."""
-    from .releases import PinOp
+    from ..delivery.pins import PinOp
 
     op = PinOp(g["functions_dir"], function, env, "rollback")
     _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."))
@@ -181,7 +94,7 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, pr
     """Detect changed functions, build and push their images, pin the digests in one commit."""
     import json as _json
 
-    from .ship import ship as run_ship
+    from ..delivery.ship import ship as run_ship
 
     source = source_from_environment()
     url = g["gitops_repo"]
@@ -204,37 +117,15 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, pr
     write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": pr or ""})
 
 
-def write_outputs(**values):
-    """Step outputs in $GITHUB_OUTPUT (heredoc form: values may hold any character)."""
-    path = os.environ.get("GITHUB_OUTPUT")
-    if not path:
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        for k, v in values.items():
-            f.write(f"{k}<<FNOPS_EOF\n{v}\nFNOPS_EOF\n")
-
-
-def write_step_summary(results, sha, env):
-    """A Markdown table in $GITHUB_STEP_SUMMARY when running in GitHub Actions."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
-    lines = [f"### fnops ship → {env}", "", "| function | image | pushed |", "|---|---|---|"]
-    lines += [f"| `{r.function}` | `{r.image}` | {'yes' if r.pushed else 'no (dry run)'} |" for r in results]
-    lines += ["", f"Pinned in `{sha}`." if sha else "Nothing pinned.", ""]
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-
-
 def _publish(ops, g, why, mode=None):
     """Commit the ops; --mode wins, else the command's own default `mode`, else push."""
-    from . import releases
+    from ..delivery import commits
 
     branch = resolve_branch(g["branch"])
     url = g["gitops_repo"]
     # The token goes to git through its environment (also for this repository's own remote,
     # so checkouts can keep persist-credentials: false).
-    sha, changes, pr = releases.run(ops, repo=None if url else ".", url=url, branch=branch,
+    sha, changes, pr = commits.commit_pins(ops, repo=None if url else ".", url=url, branch=branch,
                                     token=token_from(g["token_env"]), why=why, mode=g["mode"] or mode or "push",
                                     github_repo=g["github_repo"])
     report(sha, changes, pr)
@@ -251,10 +142,10 @@ def status(functions_dir, gitops_repo, branch, token_env, output):
     """Table of functions × environments: what is pinned where."""
     import json as _json
 
-    from .status import collect, table
+    from ..delivery.status import collect, table
 
     if gitops_repo:
-        from .gitops import scratch_tree
+        from ..delivery.gitops import scratch_tree
 
         with scratch_tree(None, gitops_repo, branch, token_from(token_env)) as tree:
             rows = collect(tree.cwd, functions_dir)
@@ -265,37 +156,16 @@ def status(functions_dir, gitops_repo, branch, token_env, output):
     click.echo(_json.dumps(rows, sort_keys=True) if output == "json" else table(rows))
 
 
-@cli.group()
-def bridge():
-    """The notifications bridge: Argo CD + Alertmanager -> Slack, GitHub, Git audit, rollback."""
 
 
-@bridge.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Bridge config (YAML).")
-def bridge_serve(config_path):
-    """Run the bridge (HTTP ingress + durable outbox worker)."""
-    from .bridge.server import serve
+def report(sha, changes, pr=None) -> None:
+    from ..delivery.pins import short
 
-    serve(config_path)
-
-
-@bridge.command("check-config")
-@click.argument("config_path", type=click.Path(dir_okay=False))
-def bridge_check_config(config_path):
-    """Validate a bridge config, including that the environment variables it names are set."""
-    from .bridge.config import check
-
-    problems = check(config_path)
-    for p in problems:
-        click.echo(str(p), err=True)
-    if problems:
-        sys.exit(2)
-    click.echo(f"{config_path}: ok")
-
-
-def main(argv=None) -> int:
-    try:
-        cli.main(args=argv, prog_name="fnops", standalone_mode=True)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return 0
+    if sha is None:
+        click.echo("nothing to commit: the pin is already up to date")
+        return
+    for c in changes:
+        click.echo(f"{c.action} {c.function} [{c.environment}] -> {short(c.image)}")
+    click.echo(f"pushed {sha}")
+    if pr:
+        click.echo(f"pull request: {pr}")

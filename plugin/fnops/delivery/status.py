@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from . import yamldoc
-from .errors import SpecError
-from .spec import load_function, load_release_for
-from .spec.function import environments_of
+from .. import yamldoc
+from ..errors import SpecError
+from ..spec import load_function, load_release_for
+from ..spec.function import environments_of
 
 
 def collect(root: str, functions_dir: str) -> list[dict]:
@@ -38,7 +38,7 @@ def collect(root: str, functions_dir: str) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    from .releases import short
+    from .pins import short
 
     head = ("FUNCTION", "ENV", "IMAGE", "SOURCE", "RELEASED", "NOTE")
     body = []

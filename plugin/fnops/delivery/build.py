@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import tempfile
 
-from .errors import PermanentError, TemporaryError, UsageError
-from .types import Digest
+from ..errors import PermanentError, TemporaryError, UsageError
+from ..types import Digest
 
 _LOOPBACK = re.compile(r"^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$")
 

@@ -1,4 +1,4 @@
-"""`fnops render`: the Argo CD CMP generate command, shared by the fast entry point and
+"""The Argo CD CMP generate command (`fnops render`), shared by the fast entry point and
 the click command. Imports only what rendering needs."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import FnopsError, UsageError
+from ..errors import FnopsError, UsageError
 
 
 def resolve_env(env: str | None, environ=os.environ) -> str:
@@ -18,8 +18,8 @@ def resolve_env(env: str | None, environ=os.environ) -> str:
 
 
 def render_text(path: str, env: str | None, environ=os.environ) -> str:
-    from .render import RenderOptions, dump, render_objects
-    from .spec import load_function, load_release_for
+    from . import RenderOptions, dump, render_objects
+    from ..spec import load_function, load_release_for
 
     env = resolve_env(env, environ)
     opts = RenderOptions.from_environ(environ)

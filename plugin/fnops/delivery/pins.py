@@ -1,9 +1,9 @@
-"""Writing releases/<env>.yaml: release (bump), promote and rollback as changes to a tree.
+"""Pins: release (bump), promote and rollback as changes to releases/<env>.yaml in a tree.
 
 Each operation re-reads the pin at the current branch tip and rewrites it, so
 `gitops.publish` can redo it after a lost push race. Existing files keep their comments
 and formatting (round-trip YAML); a pin that is already what we would write produces no
-commit. The bridge calls the same `rollback` operation.
+change. The bridge calls the same `rollback` operation.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import os
 import time
 from collections import namedtuple
 
-from .errors import PermanentError
-from .types import PinnedImage
+from ..errors import PermanentError
+from ..types import PinnedImage
+from .origin import Source
 
 HEADER = "Written by fnops (bump, promote, rollback). Comments are kept; values are rewritten."
 
-Source = namedtuple("Source", "repo commit ref run", defaults=(None, None, None, None))
 # What one operation did to one pin. action: release | promote | rollback
 Change = namedtuple("Change", "action function environment image source previous_image rollback_of path")
 
@@ -36,7 +36,7 @@ def revision_of(fn, release) -> str | None:
     """The Knative revision name `fnops render` gives this pin (None for deployer keda)."""
     if fn.deployer != "knative":
         return None
-    from .render import RenderOptions, knative
+    from ..render import RenderOptions, knative
 
     return knative.service(fn, release, RenderOptions())["spec"]["template"]["metadata"]["name"]
 
@@ -58,7 +58,7 @@ class PinOp:
         self.image, self.source, self.from_env = image, source, from_env
 
     def apply(self, root: str) -> Change | None:
-        from .spec import load_function, load_release_for, release_path
+        from ..spec import load_function, load_release_for, release_path
 
         rel_folder = os.path.join(self.functions_dir, self.name)
         folder = os.path.join(root, rel_folder)
@@ -81,7 +81,7 @@ class PinOp:
         if current is not None and current.image == image:
             return None
         if fn.image and image.repository != fn.image:
-            from .errors import UsageError
+            from ..errors import UsageError
 
             raise UsageError(f"--image {image}: not this function's repository '{fn.image}'")
         values = {"image": str(image)}
@@ -101,7 +101,7 @@ class PinOp:
         return values
 
     def _promote(self, fn, folder, current):
-        from .spec import load_function, load_release_for
+        from ..spec import load_function, load_release_for
 
         src_fn = load_function(folder, self.from_env)
         if not os.path.exists(os.path.join(folder, "releases", f"{self.from_env}.yaml")):
@@ -181,79 +181,3 @@ def short(image) -> str:
         return "?"
     ref = PinnedImage.parse(str(image))
     return ref.tag or ref.digest[:19]
-
-
-def commit_message(changes: list[Change], why: str | None = None) -> str:
-    """Title says what, body says why, trailers say it again for machines."""
-    c0 = changes[0]
-    if len(changes) == 1:
-        if c0.action == "rollback":
-            title = f"fnops: roll back {c0.function} in {c0.environment} to {short(c0.image)}"
-        elif c0.action == "promote":
-            title = f"fnops: promote {c0.function} to {c0.environment} ({short(c0.image)})"
-        else:
-            title = f"fnops: release {c0.function} to {c0.environment} ({short(c0.image)})"
-    else:
-        envs = sorted({c.environment for c in changes})
-        title = f"fnops: {c0.action} {len(changes)} functions to {', '.join(envs)}"
-    body = []
-    if why:
-        body.append(why)
-    for c in changes:
-        was = f" (was {short(c.previous_image)})" if c.previous_image else ""
-        src = c.source or {}
-        origin = f" from {src.get('repo', '')}@{str(src['commit'])[:7]}" if src.get("commit") else ""
-        body.append(f"- {c.function} [{c.environment}]: {c.image}{was}{origin}")
-    trailers = []
-    for c in changes:
-        trailers += [f"Fnops-Action: {c.action}", f"Fnops-Function: {c.function}",
-                     f"Fnops-Environment: {c.environment}", f"Fnops-Image: {c.image}"]
-        if (c.source or {}).get("commit"):
-            trailers.append(f"Fnops-Source-Commit: {c.source['commit']}")
-        if c.rollback_of:
-            trailers.append(f"Fnops-Rollback-Of: {c.rollback_of}")
-    return f"{title}\n\n" + "\n".join(body) + "\n\n" + "\n".join(trailers) + "\n"
-
-
-def review_branch(ops: list[PinOp]) -> str:
-    """One stable branch per function × environment set, so a new run updates its open PR."""
-    names = sorted({op.name for op in ops})
-    envs = sorted({op.env for op in ops})
-    return f"fnops/{'+'.join(envs)}/{names[0] if len(names) == 1 else f'{len(names)}-functions-' + '-'.join(names)[:60]}"
-
-
-def run(ops: list[PinOp], *, repo: str | None, url: str | None, branch: str, token: str | None,
-        why: str | None = None, publish_kwargs=None, mode: str = "push", github_repo: str | None = None,
-        api_url: str | None = None, api_token: str | None = None):
-    """Apply every op in one commit on `branch` and push it — or, in PR mode, onto a review
-    branch with a pull request into `branch`. Returns (sha | None, changes, pr url | None)."""
-    from . import gitops
-
-    applied: list[Change] = []
-
-    def change(root):
-        applied.clear()
-        for op in ops:
-            c = op.apply(root)
-            if c is not None:
-                applied.append(c)
-        if not applied:
-            return None
-        return [c.path for c in applied], commit_message(applied, why)
-
-    if mode == "pr":
-        from . import pullrequest
-
-        prs = pullrequest.PullRequests(pullrequest.repo_slug(github_repo or url), api_token or token, api_url)
-        head = review_branch(ops)
-        with gitops.scratch_tree(repo, url, branch, token) as tree:
-            sha, new = gitops.publish_branch(tree, branch, head, change, **(publish_kwargs or {}))
-        if sha is None:
-            return None, list(applied), None
-        title = commit_message(applied, why).splitlines()[0]
-        pr = prs.open_or_update(head=head, base=branch, title=title, body=pullrequest.body_for(applied, why),
-                                comment=new)
-        return sha, list(applied), pr
-    with gitops.scratch_tree(repo, url, branch, token) as tree:
-        sha = gitops.publish(tree, branch, change, **(publish_kwargs or {}))
-    return sha, list(applied), None

@@ -22,7 +22,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from .errors import FnopsError, PermanentError, TemporaryError
+from ..errors import FnopsError, PermanentError, TemporaryError
 
 BOT_NAME = "fnops"
 BOT_EMAIL = "fnops@users.noreply.github.com"

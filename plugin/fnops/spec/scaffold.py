@@ -6,9 +6,9 @@ import os
 import shutil
 import tempfile
 
-from .errors import UsageError
-from .spec.function import MAX_NAME
-from .spec.units import DNS1035
+from ..errors import UsageError
+from .function import MAX_NAME
+from .units import DNS1035
 
 FUNCTION_YAML = """\
 # fnops function spec (v1). Only `runtime` is required; see DESIGN.md for every key.

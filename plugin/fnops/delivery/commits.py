@@ -1,0 +1,82 @@
+"""Landing pin changes: one commit for a set of pin operations, pushed to the branch with
+redo-on-race (gitops.publish), or onto a review branch with a pull request."""
+
+from __future__ import annotations
+
+from .pins import Change, PinOp, short
+
+
+def commit_message(changes: list[Change], why: str | None = None) -> str:
+    """Title says what, body says why, trailers say it again for machines."""
+    c0 = changes[0]
+    if len(changes) == 1:
+        if c0.action == "rollback":
+            title = f"fnops: roll back {c0.function} in {c0.environment} to {short(c0.image)}"
+        elif c0.action == "promote":
+            title = f"fnops: promote {c0.function} to {c0.environment} ({short(c0.image)})"
+        else:
+            title = f"fnops: release {c0.function} to {c0.environment} ({short(c0.image)})"
+    else:
+        envs = sorted({c.environment for c in changes})
+        title = f"fnops: {c0.action} {len(changes)} functions to {', '.join(envs)}"
+    body = []
+    if why:
+        body.append(why)
+    for c in changes:
+        was = f" (was {short(c.previous_image)})" if c.previous_image else ""
+        src = c.source or {}
+        origin = f" from {src.get('repo', '')}@{str(src['commit'])[:7]}" if src.get("commit") else ""
+        body.append(f"- {c.function} [{c.environment}]: {c.image}{was}{origin}")
+    trailers = []
+    for c in changes:
+        trailers += [f"Fnops-Action: {c.action}", f"Fnops-Function: {c.function}",
+                     f"Fnops-Environment: {c.environment}", f"Fnops-Image: {c.image}"]
+        if (c.source or {}).get("commit"):
+            trailers.append(f"Fnops-Source-Commit: {c.source['commit']}")
+        if c.rollback_of:
+            trailers.append(f"Fnops-Rollback-Of: {c.rollback_of}")
+    return f"{title}\n\n" + "\n".join(body) + "\n\n" + "\n".join(trailers) + "\n"
+
+
+def review_branch(ops: list[PinOp]) -> str:
+    """One stable branch per function × environment set, so a new run updates its open PR."""
+    names = sorted({op.name for op in ops})
+    envs = sorted({op.env for op in ops})
+    return f"fnops/{'+'.join(envs)}/{names[0] if len(names) == 1 else f'{len(names)}-functions-' + '-'.join(names)[:60]}"
+
+
+def commit_pins(ops, *, repo: str | None, url: str | None, branch: str, token: str | None,
+        why: str | None = None, publish_kwargs=None, mode: str = "push", github_repo: str | None = None,
+        api_url: str | None = None, api_token: str | None = None):
+    """Apply every op in one commit on `branch` and push it — or, in PR mode, onto a review
+    branch with a pull request into `branch`. Returns (sha | None, changes, pr url | None)."""
+    from . import gitops
+
+    applied: list[Change] = []
+
+    def change(root):
+        applied.clear()
+        for op in ops:
+            c = op.apply(root)
+            if c is not None:
+                applied.append(c)
+        if not applied:
+            return None
+        return [c.path for c in applied], commit_message(applied, why)
+
+    if mode == "pr":
+        from . import pullrequests
+
+        prs = pullrequests.PullRequests(pullrequests.repo_slug(github_repo or url), api_token or token, api_url)
+        head = review_branch(ops)
+        with gitops.scratch_tree(repo, url, branch, token) as tree:
+            sha, new = gitops.publish_branch(tree, branch, head, change, **(publish_kwargs or {}))
+        if sha is None:
+            return None, list(applied), None
+        title = commit_message(applied, why).splitlines()[0]
+        pr = prs.open_or_update(head=head, base=branch, title=title, body=pullrequests.body_for(applied, why),
+                                comment=new)
+        return sha, list(applied), pr
+    with gitops.scratch_tree(repo, url, branch, token) as tree:
+        sha = gitops.publish(tree, branch, change, **(publish_kwargs or {}))
+    return sha, list(applied), None
