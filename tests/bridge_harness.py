@@ -23,7 +23,6 @@ from slack_double import SlackDouble
 
 TOKEN = "bridge-token-" + "x" * 20
 HMAC_SECRET = "hmac-secret-" + "y" * 20
-SRC = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
 NEW_IMAGE = "ghcr.io/acme/functions/checkout:sha-1a2b3c4@sha256:" + "b" * 64
 
 
@@ -32,9 +31,10 @@ class Bridge:
         self.tmp = tmp_path
         self.origin = make_origin(tmp_path)
         work = clone(self.origin, tmp_path / "dev-clone")
+        self.src = git(work, "rev-parse", "HEAD")  # the source commit the release records
         # A real release with a previous one: checkout in dev (rollback: auto there).
         r = subprocess.run([shutil.which("fnops"), "bump", "checkout", "--env", "dev", "--image", NEW_IMAGE,
-                            "--source-repo", "acme/functions", "--source-commit", SRC], cwd=work,
+                            "--source-repo", "acme/functions", "--source-commit", self.src], cwd=work,
                            capture_output=True, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": str(int(time.time()))})
         assert r.returncode == 0, r.stderr
         self.revision = git(self.origin, "rev-parse", "main")

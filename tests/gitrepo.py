@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -26,6 +28,15 @@ def make_origin(tmp_path) -> str:
     shutil.copytree(EXAMPLES, seed / "functions")
     git(seed, "add", "-A")
     git(seed, "commit", "--quiet", "-m", "functions")
+    # The examples' pins name commits of another history; here they record the seed
+    # commit, so the ledger (pins' source commits) is real history as in a team's repo.
+    first = git(seed, "rev-parse", "HEAD")
+    for pin in glob.glob(str(seed / "functions" / "*" / "releases" / "*.yaml")):
+        with open(pin, encoding="utf-8") as f:
+            text = re.sub(r"commit: [0-9a-f]{40}", f"commit: {first}", f.read())
+        with open(pin, "w", encoding="utf-8") as f:
+            f.write(text)
+    git(seed, "commit", "--quiet", "-am", "pins record this history")
     git(seed, "remote", "add", "origin", bare)
     git(seed, "push", "--quiet", "origin", "main")
     return bare
@@ -38,3 +49,17 @@ def clone(bare: str, dest) -> str:
 
 def show(bare: str, path: str, rev: str = "main") -> str:
     return git(bare, "show", f"{rev}:{path}")
+
+
+def head(cwd) -> str:
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def new_commit(cwd, path="functions/hello/handler.py", line="# change\n", push=False) -> str:
+    """A source change in a clone (optionally pushed); -> its SHA."""
+    with open(os.path.join(str(cwd), path), "a", encoding="utf-8") as f:
+        f.write(line)
+    git(cwd, "commit", "--quiet", "-am", f"change {path}")
+    if push:
+        git(cwd, "push", "--quiet", "origin", "HEAD:main")
+    return head(cwd)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import argocd_template
-from bridge_harness import HMAC_SECRET, NEW_IMAGE, SRC, TOKEN, Bridge
+from bridge_harness import HMAC_SECRET, NEW_IMAGE, TOKEN, Bridge
 from gitrepo import git, show
 
 
@@ -112,20 +112,20 @@ def test_a_release_moves_through_slack_github_and_the_audit_log(bridge):
     assert channel == "C0TEAM"  # notify.slack of the checkout function
     assert "checkout → dev: deployed" in msg["text"] or "deployed" in msg["text"]
     assert msg["history"] and "syncing" in msg["history"][0]
-    assert any("1a2b3c4" in f["text"] for b in msg["blocks"] if b["type"] == "section" for f in b["fields"])
+    assert any(bridge.src[:7] in f["text"] for b in msg["blocks"] if b["type"] == "section" for f in b["fields"])
     assert len(bridge.slack.replies(ts)) == 1
     # GitHub: statuses on the *source* commit, a Deployment for it.
     states = [(s["sha"], s["context"], s["state"]) for s in bridge.gh.statuses]
-    assert states == [(SRC, "fnops/dev/checkout", "pending"), (SRC, "fnops/dev/checkout", "success")]
+    assert states == [(bridge.src, "fnops/dev/checkout", "pending"), (bridge.src, "fnops/dev/checkout", "success")]
     assert all(len(s["description"]) <= 140 for s in bridge.gh.statuses)
     (dep,) = bridge.gh.deployments
-    assert dep["request"]["ref"] == SRC and dep["request"]["auto_merge"] is False
+    assert dep["request"]["ref"] == bridge.src and dep["request"]["auto_merge"] is False
     assert dep["request"]["required_contexts"] == [] and dep["request"]["environment"] == "dev"
     assert [s["state"] for s in bridge.gh.deployment_statuses] == ["in_progress", "success"]
     # Audit: one JSON line per event on the audit branch; main untouched.
     lines = bridge.audit_lines()
     assert [line["kind"] for line in lines] == ["syncing", "deployed"]
-    assert all(line["sourceCommit"] == SRC and line["image"] == NEW_IMAGE for line in lines)
+    assert all(line["sourceCommit"] == bridge.src and line["image"] == NEW_IMAGE for line in lines)
     assert git(bridge.origin, "rev-parse", "main") == bridge.revision
 
 
@@ -141,7 +141,7 @@ def test_degraded_release_with_rollback_auto_is_rolled_back_and_reported(bridge)
     ((_, ts), top), = bridge.slack.top_level().items()
     assert "rolled back" in top["text"]
     assert any("rolled back to" in r["text"] for r in bridge.slack.replies(ts))
-    assert [s["state"] for s in bridge.gh.statuses if s["sha"] == SRC][-1] == "failure"
+    assert [s["state"] for s in bridge.gh.statuses if s["sha"] == bridge.src][-1] == "failure"
     assert "inactive" in [s["state"] for s in bridge.gh.deployment_statuses]
     assert [l["kind"] for l in bridge.audit_lines()] == ["degraded", "rolled-back"]
     logs = bridge.logs()

@@ -8,12 +8,11 @@ import pytest
 import yaml
 
 from conftest import fnops
-from gitrepo import clone, git, make_origin, show
+from gitrepo import clone, git, head, make_origin, new_commit, show
 
 REPO = "ghcr.io/acme/functions/hello"
 D = lambda c: "sha256:" + c * 64  # noqa: E731
 PIN = "functions/hello/releases/dev.yaml"
-SRC = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
 ENV = {"SOURCE_DATE_EPOCH": "1795341600"}  # 2026-11-22T10:00:00Z
 
 
@@ -28,8 +27,9 @@ def work(origin, tmp_path):
 
 
 def bump(cwd, image, fn="hello", env="dev", *extra, **envvars):
+    """Bump with the clone's HEAD as the source commit (the usual CI case)."""
     return fnops("bump", fn, "--env", env, "--image", image, "--source-repo", "acme/functions",
-                 "--source-commit", SRC, *extra, cwd=cwd, env={**ENV, **envvars})
+                 "--source-commit", head(cwd), *extra, cwd=cwd, env={**ENV, **envvars})
 
 
 def test_bump_pins_keeps_comments_and_records_provenance(origin, work):
@@ -43,7 +43,7 @@ def test_bump_pins_keeps_comments_and_records_provenance(origin, work):
     assert pin_text.startswith("# Written by fnops bump; do not edit by hand.")  # comment kept
     pin = yaml.safe_load(pin_text)
     assert pin["image"] == f"{REPO}:sha-1a2b3c4@{D('b')}"
-    assert pin["source"]["commit"] == SRC and pin["source"]["repo"] == "acme/functions"
+    assert pin["source"]["commit"] == head(work) and pin["source"]["repo"] == "acme/functions"
     assert pin["releasedAt"] == "2026-11-22T10:00:00Z"
     assert pin["previous"]["image"] == old_image
     assert pin["previous"]["revision"] == old_rev  # the revision the cluster is running
@@ -51,8 +51,8 @@ def test_bump_pins_keeps_comments_and_records_provenance(origin, work):
     assert msg.startswith("fnops: release hello to dev (sha-1a2b3c4)")
     trailers = git(origin, "log", "-1", "--format=%(trailers:only,unfold)", "main")
     assert f"Fnops-Image: {REPO}:sha-1a2b3c4@{D('b')}" in trailers
-    assert f"Fnops-Source-Commit: {SRC}" in trailers and "Fnops-Function: hello" in trailers
-    assert git(origin, "rev-list", "--count", "main") == "2"
+    assert f"Fnops-Source-Commit: {head(work)}" in trailers and "Fnops-Function: hello" in trailers
+    assert git(origin, "rev-list", "--count", "main") == "3"  # the two seed commits + this one
     # The new pin renders, and its canary/rollback partner is the old revision.
     r2 = fnops("render", "functions/hello", "--env", "dev", cwd=clone(origin, os.path.join(work, "..", "check")))
     assert r2.returncode == 0 and D("b") in r2.stdout
@@ -115,7 +115,7 @@ def test_promote_copies_the_pin_and_its_source(origin, work):
     r = fnops("promote", "hello", "--from", "dev", "--to", "prod", cwd=work, env=ENV)
     assert r.returncode == 0, r.stderr
     prod = yaml.safe_load(show(origin, "functions/hello/releases/prod.yaml"))
-    assert prod["image"] == f"{REPO}:sha-1a2b3c4@{D('b')}" and prod["source"]["commit"] == SRC
+    assert prod["image"] == f"{REPO}:sha-1a2b3c4@{D('b')}" and prod["source"]["commit"] == head(work)
     assert git(origin, "log", "-1", "--format=%s", "main") == "fnops: promote hello to prod (sha-1a2b3c4)"
 
 
@@ -160,7 +160,7 @@ def test_gitops_repo_mode_clones_elsewhere(origin, tmp_path):
     app = tmp_path / "app"
     git(tmp_path, "init", "--quiet", str(app))
     r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-1a2b3c4@{D('b')}",
-              "--gitops-repo", f"file://{origin}", "--branch", "main", cwd=str(app), env=ENV)
+              "--gitops-repo", f"file://{origin}", "--branch", "main", "--allow-older", cwd=str(app), env=ENV)
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(show(origin, PIN))["image"].endswith(D("b"))
 
@@ -190,7 +190,7 @@ def _cmd(cwd, fn, image):
     env.update(ENV)
     exe = shutil.which("fnops")
     return {"cwd": cwd, "env": env,
-            "args": [exe, "bump", fn, "--env", "dev", "--image", image, "--source-commit", SRC]}
+            "args": [exe, "bump", fn, "--env", "dev", "--image", image, "--source-commit", head(cwd)]}
 
 
 def test_eight_concurrent_bumps_of_different_functions_all_land(origin, tmp_path):
@@ -207,25 +207,99 @@ def test_eight_concurrent_bumps_of_different_functions_all_land(origin, tmp_path
     for i, (fn, env) in enumerate(zip(fns, envs)):
         pin = yaml.safe_load(show(origin, f"functions/{fn}/releases/{env}.yaml"))
         assert pin["image"].endswith(D(str(i)))
-    assert git(origin, "rev-list", "--count", "main") == "9"
+    assert git(origin, "rev-list", "--count", "main") == "10"
     assert git(origin, "rev-list", "--merges", "--count", "main") == "0"
 
 
-def test_six_racing_bumps_of_one_pin_form_a_linear_chain_last_wins(origin, tmp_path):
-    images = [f"{REPO}:sha-00000a{i}@{D('abcdef'[i])}" for i in range(6)]
-    original = yaml.safe_load(show(origin, PIN))["image"]
-    results = _parallel([_cmd(clone(origin, tmp_path / f"r{i}"), "hello", img) for i, img in enumerate(images)])
-    assert all(rc == 0 for rc, _, _ in results), results
+def test_six_racing_bumps_of_one_pin_end_with_the_newest_source(origin, tmp_path):
+    """Six CI runs for six successive commits, finishing in any order: whatever lands, the
+    pin only moves forward, and the newest source is pinned at the end."""
+    seed = clone(origin, tmp_path / "author")
+    chain = [new_commit(seed, line=f"# change {i}\n") for i in range(6)]
+    git(seed, "push", "--quiet", "origin", "HEAD:main")
+    images = {c: f"{REPO}:sha-{c[:7]}@{D('abcdef'[i])}" for i, c in enumerate(chain)}
+    cmds = []
+    for i, c in enumerate(reversed(chain)):  # the oldest start last, as a late re-run would
+        cmd = _cmd(clone(origin, tmp_path / f"r{i}"), "hello", images[c])
+        cmd["args"][cmd["args"].index("--source-commit") + 1] = c
+        cmds.append(cmd)
+    results = _parallel(cmds)
+    for rc, _, err in results:
+        assert rc == 0 or (rc == 1 and "not replacing a pin with older code" in err
+                           and len(err.strip().splitlines()) == 1), err
     assert git(origin, "rev-list", "--merges", "--count", "main") == "0"
-    commits = git(origin, "rev-list", "--reverse", "main", "--", PIN).splitlines()[1:]  # after the seed
-    assert len(commits) == 6
-    chain = [yaml.safe_load(show(origin, PIN, c)) for c in commits]
-    assert sorted(p["image"] for p in chain) == sorted(images)  # every bump landed
-    # Each bump saw the one before it: previous links the whole history.
-    assert chain[0]["previous"]["image"] == original
-    for before, after in zip(chain, chain[1:]):
-        assert after["previous"]["image"] == before["image"]
-    assert yaml.safe_load(show(origin, PIN))["image"] == chain[-1]["image"]  # the last push wins
+    final = yaml.safe_load(show(origin, PIN))
+    assert final["image"] == images[chain[-1]] and final["source"]["commit"] == chain[-1]
+    # Every pin that landed is newer than the one it replaced.
+    landed = [yaml.safe_load(show(origin, PIN, c))["source"]["commit"]
+              for c in git(origin, "rev-list", "--reverse", "main", "--", PIN).splitlines()[2:]]
+    assert landed == sorted(landed, key=chain.index) and len(set(landed)) == len(landed)
+
+
+def test_a_bump_of_older_source_is_refused_and_changes_nothing(origin, work):
+    old = head(work)
+    newer = new_commit(work, push=True)
+    assert bump(work, f"{REPO}:sha-{newer[:7]}@{D('c')}").returncode == 0
+    tip = git(origin, "rev-parse", "main")
+    r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-{old[:7]}@{D('b')}", "--source-commit", old,
+              cwd=work, env=ENV)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"pins source {newer[:7]}, which is newer than {old[:7]}" in r.stderr and "--allow-older" in r.stderr
+    assert git(origin, "rev-parse", "main") == tip
+    # An unrelated commit (another history) is refused the same way; --allow-older forces it.
+    other = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}@{D('e')}", "--source-commit", "f" * 40,
+                  cwd=work, env=ENV)
+    assert other.returncode == 1 and "cannot be shown to be newer" in other.stderr
+    forced = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-{old[:7]}@{D('b')}", "--source-commit",
+                   old, "--allow-older", cwd=work, env=ENV)
+    assert forced.returncode == 0, forced.stderr
+    assert yaml.safe_load(show(origin, PIN))["source"]["commit"] == old
+
+
+def test_a_rebuild_of_the_same_source_keeps_previous_pointing_at_other_code(origin, work):
+    first = yaml.safe_load(show(origin, PIN))
+    newer = new_commit(work, push=True)
+    assert bump(work, f"{REPO}:sha-{newer[:7]}@{D('b')}").returncode == 0
+    assert bump(work, f"{REPO}:sha-{newer[:7]}@{D('c')}").returncode == 0  # same code, new base image
+    pin = yaml.safe_load(show(origin, PIN))
+    assert pin["image"].endswith(D("c")) and pin["previous"]["image"] == first["image"]
+    r = fnops("rollback", "hello", "--env", "dev", cwd=work, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(show(origin, PIN))["image"] == first["image"]
+
+
+def test_bump_and_promote_refuse_an_environment_nobody_declared(origin, work):
+    tip = git(origin, "rev-parse", "main")
+    r = fnops("promote", "hello", "--from", "dev", "--to", "qa", cwd=work, env=ENV)
+    assert r.returncode == 1 and "environment 'qa' is not declared" in r.stderr, r.stderr
+    assert "declared: dev, prod" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = bump(work, f"{REPO}@{D('b')}", "hello", "qa")
+    assert r.returncode == 1 and "--new-environment" in r.stderr
+    assert git(origin, "rev-parse", "main") == tip
+    r = fnops("promote", "hello", "--from", "dev", "--to", "qa", "--new-environment", cwd=work, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(show(origin, "functions/hello/releases/qa.yaml"))["image"] == \
+        yaml.safe_load(show(origin, PIN))["image"]
+
+
+def test_bump_promote_rollback_speak_json(origin, work):
+    import json
+
+    newer = new_commit(work, push=True)
+    r = bump(work, f"{REPO}:sha-{newer[:7]}@{D('b')}", "hello", "dev", "--output", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["commit"] == git(origin, "rev-parse", "main") and out["pullRequest"] is None
+    (row,) = out["functions"]
+    assert row["function"] == "hello" and row["environment"] == "dev" and row["action"] == "release"
+    assert row["digest"] == D("b") and row["sourceCommit"] == newer and row["previousImage"].startswith(REPO)
+    r = fnops("promote", "hello", "--from", "dev", "--to", "prod", "--output", "json", cwd=work, env=ENV)
+    assert json.loads(r.stdout)["functions"][0]["action"] == "promote"
+    r = fnops("rollback", "hello", "--env", "dev", "--output", "json", cwd=work, env=ENV)
+    row = json.loads(r.stdout)["functions"][0]
+    assert row["action"] == "rollback" and row["rollbackOf"] == f"{REPO}:sha-{newer[:7]}@{D('b')}"
+    again = bump(work, f"{REPO}:sha-{newer[:7]}@{D('b')}", "hello", "prod", "--output", "json")
+    assert json.loads(again.stdout) == {"functions": [], "commit": None, "pullRequest": None, "dryRun": False}
 
 
 def test_gitops_repo_over_http_with_a_token_that_is_never_stored_or_shown(origin, tmp_path):
@@ -237,7 +311,8 @@ def test_gitops_repo_over_http_with_a_token_that_is_never_stored_or_shown(origin
     with GitHttpServer(os.path.dirname(origin), token) as srv:
         url = f"{srv.url}/{os.path.basename(origin)}"
         r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-1a2b3c4@{D('b')}",
-                  "--gitops-repo", url, "--branch", "main", cwd=str(app), env={**ENV, "GITOPS_TOKEN": token})
+                  "--gitops-repo", url, "--branch", "main", "--allow-older", cwd=str(app),
+                  env={**ENV, "GITOPS_TOKEN": token})
         assert r.returncode == 0, r.stderr
         assert token not in r.stdout + r.stderr
         assert yaml.safe_load(show(origin, PIN))["image"].endswith(D("b"))
@@ -247,7 +322,8 @@ def test_gitops_repo_over_http_with_a_token_that_is_never_stored_or_shown(origin
         head = git(origin, "rev-parse", "main")
         bad = "ghs_" + "Y" * 36
         r = fnops("bump", "hello", "--env", "dev", "--image", f"{REPO}:sha-2b3c4d5@{D('c')}",
-                  "--gitops-repo", url, "--branch", "main", cwd=str(app), env={**ENV, "GITOPS_TOKEN": bad})
+                  "--gitops-repo", url, "--branch", "main", "--allow-older", cwd=str(app),
+                  env={**ENV, "GITOPS_TOKEN": bad})
         assert r.returncode == 1 and "authentication failed" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and bad not in r.stderr
         assert git(origin, "rev-parse", "main") == head

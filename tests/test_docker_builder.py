@@ -1,6 +1,7 @@
 """The docker buildx builder cannot run here (no Docker engine); its command line is what
 it promises: a per-function GitHub Actions cache scope, attestations only when asked,
-push while building, and the digest read from --metadata-file."""
+push while building with rewritten timestamps (no push at all on a dry run), and the
+digest read from --metadata-file."""
 
 import json
 import os
@@ -19,11 +20,14 @@ def test_buildx_command_has_cache_scope_and_attestation_switches(monkeypatch, tm
     cmd = d.command("/ctx", "/ctx/Dockerfile", "ghcr.io/acme/fns/hello:sha-1", "/tmp/m.json",
                     build_args=["BASE_IMAGE=python:3.12-slim"], scope="fnops-hello")
     assert cmd[:3] == ["docker", "buildx", "build"] and cmd[-1] == "/ctx"
-    assert "--provenance=true" in cmd and "--sbom=false" in cmd and "--push" in cmd
+    assert "--provenance=true" in cmd and "--sbom=false" in cmd
+    assert cmd[cmd.index("--output") + 1] == "type=registry,rewrite-timestamp=true"
     assert cmd[cmd.index("--cache-from") + 1] == "type=gha,scope=fnops-hello"
     assert cmd[cmd.index("--cache-to") + 1] == "type=gha,mode=max,scope=fnops-hello"
     assert cmd[cmd.index("--metadata-file") + 1] == "/tmp/m.json"
     assert "--cache-from" not in Docker(gha_cache=False).command("/c", "/c/D", "r:t", "/m", scope="s")
+    dry = d.command("/ctx", "/ctx/Dockerfile", "r:t", "/m", push=False)
+    assert dry[dry.index("--output") + 1] == "type=cacheonly" and "--push" not in dry
 
 
 def test_buildx_digest_comes_from_the_metadata_file(monkeypatch, tmp_path):
@@ -35,8 +39,18 @@ def test_buildx_digest_comes_from_the_metadata_file(monkeypatch, tmp_path):
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     d = Docker(gha_cache=False)
-    d.build(str(tmp_path), str(tmp_path / "Dockerfile"), "ghcr.io/acme/fns/hello:sha-1")
+    d.build(str(tmp_path), str(tmp_path / "Dockerfile"), "ghcr.io/acme/fns/hello:sha-1", timestamp=1795341600)
     assert d.push("ghcr.io/acme/fns/hello:sha-1") == digest
+
+
+def test_buildx_gets_the_commit_time_as_source_date_epoch(monkeypatch, tmp_path):
+    log = tmp_path / "env.log"
+    script = tmp_path / "docker"
+    script.write_text(f"#!/bin/sh\necho \"$SOURCE_DATE_EPOCH\" > {log}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    Docker(gha_cache=False).build(str(tmp_path), str(tmp_path / "D"), "r:t", timestamp=1795341600, push=False)
+    assert log.read_text().strip() == "1795341600"
 
 
 @pytest.mark.parametrize("ref,loop", [("127.0.0.1:5000/x", True), ("localhost:5000/x", True), ("[::1]:5000/x", True),

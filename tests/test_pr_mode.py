@@ -6,11 +6,10 @@ import yaml
 
 from conftest import fnops
 from github_double import GitHubDouble
-from gitrepo import clone, git, make_origin, show
+from gitrepo import clone, git, head, make_origin, show
 
 REPO = "ghcr.io/acme/functions/hello"
 D = lambda c: "sha256:" + c * 64  # noqa: E731
-SRC = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def work(tmp_path):
 
 
 def bump(work, gh, image, *extra, token="ghp_pr_token"):
-    return fnops("bump", "hello", "--env", "prod", "--image", image, "--source-commit", SRC, "--mode", "pr",
+    return fnops("bump", "hello", "--env", "prod", "--image", image, "--source-commit", head(work), "--mode", "pr",
                  "--github-repo", "acme/functions", *extra, cwd=work,
                  env={"GITHUB_API_URL": gh.url, "GITOPS_TOKEN": token, "SOURCE_DATE_EPOCH": "1795341600"})
 

@@ -12,11 +12,10 @@ import yaml
 
 import containers
 from conftest import fnops
-from gitrepo import clone, git, show
+from gitrepo import clone, git, head, show
 
 pytestmark = pytest.mark.skipif(containers.have_tools() is not None,
                                 reason=f"needs {containers.have_tools()} (installed by .ci/run)")
-SHA = "1a2b3c4d5e6f70819293a4b5c6d7e8f901234567"
 
 HANDLER = 'def handle(event, context):\n    return {"hello": event}\n'
 DOCKERFILE = "ARG BASE\nFROM {base}\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"
@@ -61,33 +60,35 @@ def all_tags(reg):
     return {n: reg.tags(f"fns/{n}") for n in ("cat", "hello")}
 
 
-def ship(work, registry, *args):
+def ship(work, registry, *args, env="dev", sha=None, **extra_env):
+    """`fnops ship` as the action runs it: GITHUB_SHA is the checked-out commit."""
     reg, base = registry
-    return fnops("ship", "--env", "dev", "--registry", f"{reg.host}/fns", "--base-image", base,
+    return fnops("ship", "--env", env, "--registry", f"{reg.host}/fns", "--base-image", base,
                  "--output", "json", *args, cwd=work,
-                 env={"GITHUB_SHA": SHA, "GITHUB_REPOSITORY": "acme/functions", "GITHUB_REF": "refs/heads/main",
-                      "SOURCE_DATE_EPOCH": "1795341600", **containers.BUILDAH_ENV}, timeout=600)
+                 env={"GITHUB_SHA": sha or head(work), "GITHUB_REPOSITORY": "acme/functions",
+                      "GITHUB_REF": "refs/heads/main", **containers.BUILDAH_ENV, **extra_env}, timeout=600)
 
 
 def test_ship_builds_pushes_and_pins_the_served_digest(repo, registry):
     work, bare = repo
     reg, _ = registry
+    sha = head(work)
     r = ship(work, registry, "--all")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert sorted(f["function"] for f in out["functions"]) == ["cat", "hello"]
     assert out["commit"] == git(bare, "rev-parse", "main")
     for f in out["functions"]:
-        served = reg.manifest_digest(f"fns/{f['function']}", "sha-1a2b3c4")
+        served = reg.manifest_digest(f"fns/{f['function']}", f"sha-{sha[:7]}")
         assert f["digest"] == served
         pin = yaml.safe_load(show(bare, f"functions/{f['function']}/releases/dev.yaml"))
-        assert pin["image"] == f"{reg.host}/fns/{f['function']}:sha-1a2b3c4@{served}"
-        assert pin["source"] == {"repo": "acme/functions", "commit": SHA, "ref": "refs/heads/main"}
+        assert pin["image"] == f"{reg.host}/fns/{f['function']}:sha-{sha[:7]}@{served}"
+        assert pin["source"] == {"repo": "acme/functions", "commit": sha, "ref": "refs/heads/main"}
     assert git(bare, "rev-list", "--count", "main") == "2"  # one commit for both functions
     # What was pinned renders.
     check = clone(bare, os.path.join(os.path.dirname(work), "check"))
     rr = fnops("render", "functions/hello", "--env", "dev", cwd=check)
-    assert rr.returncode == 0 and f"{reg.host}/fns/hello:sha-1a2b3c4@sha256:" in rr.stdout
+    assert rr.returncode == 0 and f"{reg.host}/fns/hello:sha-{sha[:7]}@sha256:" in rr.stdout
 
 
 def test_the_built_python_image_serves_http(repo, registry):
@@ -96,7 +97,7 @@ def test_the_built_python_image_serves_http(repo, registry):
     reg, _ = registry
     assert ship(work, registry, "--all").returncode == 0
     env = {**os.environ, **containers.BUILDAH_ENV}
-    ref = f"{reg.host}/fns/hello:sha-1a2b3c4"
+    ref = f"{reg.host}/fns/hello:sha-{head(work)[:7]}"
     c = subprocess.run(["buildah", "from", "--tls-verify=false", ref], env=env, capture_output=True, text=True,
                        check=True).stdout.strip()
     port = containers.free_port()
@@ -140,9 +141,10 @@ def test_since_ships_only_changed_functions_and_ignores_release_only_changes(rep
     assert r.returncode == 0, r.stderr
     assert sorted(f["function"] for f in json.loads(r.stdout)["functions"]) == ["cat", "hello"]
     git(work, "pull", "--quiet", "--rebase", "origin", "main")
-    head = git(work, "rev-parse", "HEAD")
-    r = ship(work, registry, "--since", head)  # only releases/ changed since then
-    assert r.returncode == 0 and json.loads(r.stdout) == {"functions": [], "commit": None, "dryRun": False, "pullRequest": None}
+    tip = head(work)
+    r = ship(work, registry, "--since", tip)  # only releases/ changed since then
+    assert r.returncode == 0 and json.loads(r.stdout) == {"functions": [], "skipped": [], "commit": None,
+                                                          "dryRun": False, "pullRequest": None}
 
 
 def test_dry_run_builds_but_pushes_and_commits_nothing(repo, registry):
@@ -161,13 +163,13 @@ def test_dry_run_builds_but_pushes_and_commits_nothing(repo, registry):
 def test_registry_down_is_one_line_exit_1_and_no_commit(repo, registry):
     work, bare = repo
     _, base = registry
-    head = git(bare, "rev-parse", "main")
+    tip = git(bare, "rev-parse", "main")
     dead = f"127.0.0.1:{containers.free_port()}"
     r = fnops("ship", "--env", "dev", "--registry", f"{dead}/fns", "--base-image", base, "--all", cwd=work,
-              env={"GITHUB_SHA": SHA, **containers.BUILDAH_ENV}, timeout=600)
+              env={"GITHUB_SHA": head(work), **containers.BUILDAH_ENV}, timeout=600)
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1 and "registry unreachable" in r.stderr, r.stderr
-    assert git(bare, "rev-parse", "main") == head
+    assert git(bare, "rev-parse", "main") == tip
 
 
 def test_spec_error_stops_before_building(repo, registry):
@@ -199,7 +201,9 @@ def test_build_failure_pushes_nothing(repo, registry):
         f.write("RUN exit 3\n")
     before = all_tags(reg)
     r = ship(work, registry, "--all")
-    assert r.returncode == 1 and "build of" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and lines[-1].startswith("fnops: build of") and "cat" in lines[-1]
+    assert any(line.startswith("  | ") and "exit status 3" in line for line in lines[:-1]), r.stderr
     assert all_tags(reg) == before
     assert git(bare, "rev-list", "--count", "main") == "1"
 
@@ -218,9 +222,9 @@ def test_the_action_runs_fnops_ship_and_sets_outputs_and_summary(repo, registry,
     reg, base = registry
     out, summary = tmp_path / "output", tmp_path / "summary.md"
     env = {**os.environ, **containers.BUILDAH_ENV, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out),
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": SHA, "GITHUB_REF": "refs/heads/main",
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": head(work), "GITHUB_REF": "refs/heads/main",
            "FNOPS_ENV": "dev", "FNOPS_REGISTRY": f"{reg.host}/fns", "FNOPS_FUNCTIONS_DIR": "functions",
-           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_EVENT_BEFORE": "", "FNOPS_GITOPS_REPO": "",
+           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_ALL": "false", "FNOPS_GITOPS_REPO": "",
            "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "ghs_secret_token_value_123"}
     env = {k: v for k, v in env.items() if not k.startswith("ARGOCD_")}
     script = _action_script("action.yml", "ship").replace(
@@ -239,8 +243,152 @@ def test_the_action_runs_fnops_ship_and_sets_outputs_and_summary(repo, registry,
 def test_the_action_rejects_a_missing_env_input_itself(repo, registry, tmp_path):
     work, bare = repo
     env = {**os.environ, "FNOPS_ENV": "", "FNOPS_REGISTRY": "", "FNOPS_FUNCTIONS_DIR": "functions",
-           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_EVENT_BEFORE": "", "FNOPS_GITOPS_REPO": "",
-           "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "", "GITHUB_SHA": SHA}
+           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_ALL": "false", "FNOPS_GITOPS_REPO": "",
+           "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "", "GITHUB_SHA": head(work)}
     r = subprocess.run(["bash", "-e", "-c", _action_script("action.yml", "ship")], cwd=work, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Invalid value for '--env'" in r.stderr
+
+
+# --- the ledger: pins anchor what needs shipping ------------------------------------------
+
+def _commit(work, path, text, mode="a"):
+    with open(os.path.join(work, path), mode) as f:
+        f.write(text)
+    git(work, "commit", "--quiet", "-am", f"edit {path}")
+    git(work, "push", "--quiet", "origin", "HEAD:main")
+    return head(work)
+
+
+def _sync(work):
+    """Bring the clone up to the tip (the pin commits fnops pushed)."""
+    git(work, "pull", "--quiet", "--rebase", "origin", "main")
+
+
+def test_a_rerun_on_an_unchanged_tree_builds_and_commits_nothing(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    first = json.loads(ship(work, registry).stdout)
+    assert sorted((f["function"], f["reason"]) for f in first["functions"]) == [("cat", "unpinned"), ("hello", "unpinned")]
+    tip, tags = git(bare, "rev-parse", "main"), all_tags(reg)
+    again = ship(work, registry)  # the same run again (a re-run), before or after pulling the pins
+    assert again.returncode == 0, again.stderr
+    out = json.loads(again.stdout)
+    assert out["functions"] == [] and out["commit"] is None
+    assert [(s["function"], s["why"]) for s in out["skipped"]] == [("cat", "up-to-date"), ("hello", "up-to-date")]
+    _sync(work)
+    assert json.loads(ship(work, registry).stdout)["functions"] == []
+    assert git(bare, "rev-parse", "main") == tip and all_tags(reg) == tags
+
+
+def test_the_same_source_gives_the_same_digest_on_a_fresh_builder(repo, registry, tmp_path):
+    """Two ships of one commit — the second on an empty image store, as another runner —
+    push the same digest, so the second pins nothing."""
+    work, bare = repo
+    first = json.loads(ship(work, registry, "--all").stdout)
+    tip = git(bare, "rev-parse", "main")
+    conf = tmp_path / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{tmp_path}/graph"\nrunroot = "{tmp_path}/run"\n')
+    again = ship(work, registry, "--all", CONTAINERS_STORAGE_CONF=str(conf))
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    digests = lambda out: {f["function"]: f["digest"] for f in out["functions"]}  # noqa: E731
+    assert digests(second) == digests(first)
+    assert second["commit"] is None and git(bare, "rev-parse", "main") == tip
+    assert os.listdir(tmp_path / "graph")  # it really built in the fresh store
+
+
+def test_a_failed_run_is_picked_up_by_the_next_push(repo, registry):
+    work, bare = repo
+    assert ship(work, registry).returncode == 0
+    _sync(work)
+    with open(os.path.join(work, "functions/cat/Dockerfile"), "a") as f:
+        f.write("RUN exit 3\n")
+    _commit(work, "functions/hello/handler.py", "# a fix for hello\n")  # hello changed, cat broken
+    assert ship(work, registry).returncode == 1  # nothing pinned: hello's release is pending
+    with open(os.path.join(work, "functions/cat/Dockerfile")) as f:
+        fixed = f.read().replace("RUN exit 3\n", "# fixed\n")
+    after = _commit(work, "functions/cat/Dockerfile", fixed, mode="w")  # the next push touches cat only
+    r = ship(work, registry)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert sorted((f["function"], f["reason"]) for f in out["functions"]) == [("cat", "changed"), ("hello", "changed")]
+    pin = yaml.safe_load(show(bare, "functions/hello/releases/dev.yaml"))
+    assert pin["source"]["commit"] == after
+
+
+def test_out_of_order_runs_and_old_reruns_never_pin_older_code(repo, registry):
+    work, bare = repo
+    assert ship(work, registry).returncode == 0
+    _sync(work)
+    older = _commit(work, "functions/hello/handler.py", "# one\n")
+    newer = _commit(work, "functions/hello/handler.py", "# two\n")
+    assert ship(work, registry, sha=newer).returncode == 0  # the newer run finishes first
+    tip = git(bare, "rev-parse", "main")
+    git(work, "checkout", "--quiet", "--detach", older)  # the older run (or a re-run of it) finishes now
+    late = ship(work, registry, sha=older)
+    assert late.returncode == 0, late.stderr
+    out = json.loads(late.stdout)
+    assert out["functions"] == [] and ("hello", "pinned-newer") in [(s["function"], s["why"]) for s in out["skipped"]]
+    forced_diff = ship(work, registry, "--since", f"{older}~1", sha=older)  # one push's diff: built, then refused
+    assert forced_diff.returncode == 1
+    assert forced_diff.stderr.strip().splitlines()[-1].endswith(
+        f"pins source {newer[:7]}, which is newer than {older[:7]}; not replacing a pin with older code "
+        "(pass --allow-older to pin it anyway)")
+    assert git(bare, "rev-parse", "main") == tip
+    assert yaml.safe_load(show(bare, "functions/hello/releases/dev.yaml"))["source"]["commit"] == newer
+
+
+def test_status_marks_stale_pins_and_plan_lists_the_work(repo, registry, tmp_path):
+    work, bare = repo
+    reg, _ = registry
+    assert ship(work, registry).returncode == 0
+    _sync(work)
+    changed = _commit(work, "functions/hello/handler.py", "# new\n")
+    rows = json.loads(fnops("status", "--output", "json", cwd=work).stdout)
+    assert {(r["function"], r["stale"]) for r in rows} == {("cat", False), ("hello", True)}
+    assert "stale: folder changed since this source" in fnops("status", cwd=work).stdout
+    tags, out_file = all_tags(reg), tmp_path / "out"
+    r = ship(work, registry, "--plan", GITHUB_OUTPUT=str(out_file))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    pinned = yaml.safe_load(show(bare, "functions/hello/releases/dev.yaml"))["source"]["commit"]
+    assert plan["plan"] == [{"function": "hello", "environment": "dev", "reason": "changed",
+                             "sourceCommit": changed, "pinnedCommit": pinned}]
+    assert [s["function"] for s in plan["skipped"]] == ["cat"]
+    assert all_tags(reg) == tags  # nothing built or pushed
+    assert json.loads(out_file.read_text().split("plan<<FNOPS_EOF\n")[1].split("\nFNOPS_EOF")[0]) == plan["plan"]
+
+
+def test_approval_required_is_never_bypassed_silently(repo, registry):
+    work, bare = repo
+    reg, _ = registry
+    _commit(work, "functions/hello/function.yaml", "environments: {prod: {approval: required}}\n")
+    tags, tip = all_tags(reg), git(bare, "rev-parse", "main")
+    r = ship(work, registry, "--mode", "push", env="prod")
+    assert r.returncode == 2 and "environment 'prod' requires approval for hello" in r.stderr, r.stderr
+    assert all_tags(reg) == tags and git(bare, "rev-parse", "main") == tip  # refused before building
+    r = ship(work, registry, env="prod")  # the default for a gated environment is a pull request
+    assert r.returncode == 2 and "PR mode needs a token" in r.stderr
+    assert git(bare, "rev-parse", "main") == tip
+    r = ship(work, registry, "--mode", "push", "--approved", env="prod")
+    assert r.returncode == 0, r.stderr
+    assert "hello" in {f["function"] for f in json.loads(r.stdout)["functions"]}
+
+
+def test_docker_dry_run_never_pushes(repo, registry, tmp_path):
+    """A stand-in `docker` records its command lines: a dry run asks buildx for no push."""
+    work, _ = repo
+    log = tmp_path / "docker.log"
+    shim = tmp_path / "bin" / "docker"
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nexit 0\n")
+    shim.chmod(0o755)
+    r = ship(work, registry, "--all", "--dry-run", "--builder", "docker",
+             PATH=f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    assert r.returncode == 0, r.stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 and all("buildx build" in line for line in lines)
+    assert not any("--push" in line or "type=registry" in line or "push=true" in line for line in lines)
+    assert all("--output type=cacheonly" in line for line in lines)
+    assert all(not f["pushed"] for f in json.loads(r.stdout)["functions"])

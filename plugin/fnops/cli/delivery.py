@@ -10,20 +10,62 @@ import click
 from ..delivery.origin import resolve_branch, source_from_environment, token_from
 from .gha import write_outputs, write_step_summary
 from .group import cli
-from .options import env_name, gitops_flags
+from .options import env_name, function_name, gitops_flags
+
+
+OUTPUT = click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                      help="json: one object on stdout (functions, commit, pullRequest), for workflows.")
+APPROVED = click.option("--approved", is_flag=True,
+                        help="With --mode push into an environment with `approval: required`: a reviewer has "
+                             "approved this run (e.g. a GitHub Environment's required reviewers).")
+NEW_ENV = click.option("--new-environment", is_flag=True,
+                       help="Allow creating the first pin of an environment no function declares yet.")
+
+
+def _history():
+    """The source repository's history (this clone), for ordering source commits."""
+    from ..delivery.detect import repo_root
+    from ..delivery.ledger import History
+    from ..errors import UsageError
+
+    try:
+        return History(repo_root("."))
+    except UsageError:
+        return None
+
+
+def _default_mode(g, function: str, env: str) -> str | None:
+    """--mode wins; otherwise an environment with `approval: required` gets a PR."""
+    if g["mode"] is not None:
+        return g["mode"]
+    folder = os.path.join(g["functions_dir"], function)
+    if not g["gitops_repo"] and os.path.isfile(os.path.join(folder, "function.yaml")):
+        from ..spec import load_function
+
+        return "pr" if load_function(folder, env).approval == "required" else "push"
+    return None
 
 
 @cli.command()
-@click.argument("function")
+@click.argument("function", callback=function_name)
 @click.option("--env", "env", required=True, callback=env_name, help="Environment whose pin to write.")
 @click.option("--image", required=True, metavar="REF@sha256:…", help="Digest-pinned image reference.")
 @click.option("--source-repo", help="Source repository (default: $GITHUB_REPOSITORY).")
 @click.option("--source-commit", help="Source commit (default: $GITHUB_SHA, else HEAD).")
 @click.option("--source-ref", help="Source ref (default: $GITHUB_REF).")
 @click.option("--run-url", help="URL of the CI run that built the image.")
+@click.option("--allow-older", is_flag=True, help="Replace a pin even if its source commit is not an ancestor "
+              "of this one (older or unrelated code).")
+@APPROVED
+@NEW_ENV
+@OUTPUT
 @gitops_flags
-def bump(function, env, image, source_repo, source_commit, source_ref, run_url, **g):
-    """Pin FUNCTION's image for ENV in releases/<env>.yaml, commit once and push."""
+def bump(function, env, image, source_repo, source_commit, source_ref, run_url, allow_older, approved,
+         new_environment, output, **g):
+    """Pin FUNCTION's image for ENV in releases/<env>.yaml, commit once and push.
+
+    Refuses (exit 1, nothing committed) to replace a pin whose source commit is not an
+    ancestor of the new one, unless --allow-older."""
     from ..delivery.origin import Source
     from ..delivery.pins import PinOp
     from ..types import GitSha, PinnedImage
@@ -39,59 +81,68 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
             raise click.BadParameter(str(e), param_hint="--source-commit") from None
     src = source_from_environment()
     src = Source(source_repo or src.repo, source_commit or src.commit, source_ref or src.ref, run_url or src.run)
-    op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src)
-    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.")
+    mode = _default_mode(g, function, env)
+    op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src, history=_history(),
+               allow_older=allow_older, new_environment=new_environment,
+               unapproved_push=(mode or "push") == "push" and not approved)
+    _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.", mode=mode, output=output)
 
 
 @cli.command()
-@click.argument("function")
+@click.argument("function", callback=function_name)
 @click.option("--from", "from_env", required=True, callback=env_name, help="Environment to copy the pin from.")
 @click.option("--to", "to_env", required=True, callback=env_name, help="Environment to write.")
+@APPROVED
+@NEW_ENV
+@OUTPUT
 @gitops_flags
-def promote(function, from_env, to_env, **g):
+def promote(function, from_env, to_env, approved, new_environment, output, **g):
     """Copy FUNCTION's pin from one environment to another."""
     from ..delivery.pins import PinOp
 
     if from_env == to_env:
         raise click.BadParameter("--from and --to name the same environment", param_hint="--to")
-    op = PinOp(g["functions_dir"], function, to_env, "promote", from_env=from_env)
-    mode = None  # --mode wins; otherwise environments with `approval: required` get a PR
-    folder = os.path.join(g["functions_dir"], function)
-    if g["mode"] is None and not g["gitops_repo"] and os.path.isfile(os.path.join(folder, "function.yaml")):
-        from ..spec import load_function
-
-        mode = "pr" if load_function(folder, to_env).approval == "required" else "push"
-    _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.", mode=mode)
+    mode = _default_mode(g, function, to_env)
+    op = PinOp(g["functions_dir"], function, to_env, "promote", from_env=from_env, new_environment=new_environment,
+               unapproved_push=(mode or "push") == "push" and not approved)
+    _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.", mode=mode, output=output)
 
 
 @cli.command()
-@click.argument("function")
+@click.argument("function", callback=function_name)
 @click.option("--env", "env", required=True, callback=env_name, help="Environment to roll back.")
 @click.option("--reason", help="Why (goes into the commit message).")
+@OUTPUT
 @gitops_flags
-def rollback(function, env, reason, **g):
+def rollback(function, env, reason, output, **g):
     """Restore the previous release pin of FUNCTION in ENV (never rolls back a rollback)."""
     from ..delivery.pins import PinOp
 
     op = PinOp(g["functions_dir"], function, env, "rollback")
-    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."))
+    _publish([op], g, why=f"Rollback of {function} in {env}" + (f": {reason}" if reason else "."), output=output)
 
 
 @cli.command()
 @click.option("--env", "env", required=True, callback=env_name, help="Environment to pin the new images in.")
 @click.option("--registry", metavar="REG", help="Registry prefix for functions without 'image' (e.g. ghcr.io/acme/functions).")
 @click.option("--builder", "builder_name", type=click.Choice(["buildah", "docker"]), default="buildah", show_default=True)
-@click.option("--since", metavar="GITREF", help="Ship functions changed since this commit (default: all).")
+@click.option("--since", metavar="GITREF", help="Ship functions changed since this commit, instead of those whose "
+              "folder differs from the source their pin records.")
 @click.option("--all", "every", is_flag=True, help="Ship every function, changed or not.")
+@click.option("--plan", "plan_only", is_flag=True, help="Only say what would be built and why (no build, no push).")
 @click.option("--base-image", metavar="REF", help="Base image for python runtimes (default python:<ver>-slim).")
 @click.option("--dry-run", is_flag=True, help="Build everything, push and commit nothing.")
 @click.option("--pin/--no-pin", default=True, show_default=True, help="Commit the pushed digests to releases/<env>.yaml.")
+@click.option("--allow-older", is_flag=True, help="Pin even over a pin whose source is newer or unrelated.")
+@APPROVED
 @click.option("--provenance", is_flag=True, help="docker builder: attach SLSA provenance attestations.")
 @click.option("--sbom", is_flag=True, help="docker builder: attach an SBOM attestation.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@OUTPUT
 @gitops_flags
-def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, provenance, sbom, output, **g):
-    """Detect changed functions, build and push their images, pin the digests in one commit."""
+def ship(env, registry, builder_name, since, every, plan_only, base_image, dry_run, pin, allow_older, approved,
+         provenance, sbom, output, **g):
+    """Build, push and pin (one commit) every function whose folder differs from the
+    source its pin records at the branch tip, or that has no pin yet."""
     import json as _json
 
     from ..delivery.ship import ship as run_ship
@@ -100,25 +151,45 @@ def ship(env, registry, builder_name, since, every, base_image, dry_run, pin, pr
     url = g["gitops_repo"]
     if (provenance or sbom) and builder_name != "docker":
         raise click.BadParameter("attestations need --builder docker", param_hint="--provenance/--sbom")
-    results, sha, pr = run_ship(env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name,
-                            since=since, every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url,
-                            branch=resolve_branch(g["branch"]), token=token_from(g["token_env"]),
-                            source=source, pin=pin, mode=g["mode"] or "push", github_repo=g["github_repo"],
-                            builder_options={"provenance": provenance, "sbom": sbom} if builder_name == "docker" else {})
+    if since and every:
+        raise click.BadParameter("--since and --all exclude each other", param_hint="--all")
+    results, sha, pr, plan = run_ship(
+        env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name, since=since,
+        every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
+        token=token_from(g["token_env"]), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
+        builder_options={"provenance": provenance, "sbom": sbom} if builder_name == "docker" else {},
+        plan_only=plan_only, allow_older=allow_older, approved=approved)
+    planned = [{"function": i.function, "environment": i.environment, "reason": i.reason,
+                "sourceCommit": i.source_commit, "pinnedCommit": i.pinned_commit} for i in plan.items]
+    skipped = [{"function": s.function, "environment": s.environment, "why": s.why, "pinnedCommit": s.pinned_commit}
+               for s in plan.skipped]
+    if plan_only:
+        if output == "json":
+            click.echo(_json.dumps({"plan": planned, "skipped": skipped}, sort_keys=True))
+        else:
+            for i in plan.items:
+                click.echo(f"{i.function} [{i.environment}] {i.reason}")
+            click.echo(f"{len(plan.items)} to build, {len(plan.skipped)} up to date or pinned newer")
+        write_outputs(plan=_json.dumps(planned, sort_keys=True), count=str(len(planned)))
+        return
     rows = [r._asdict() for r in results]
-    summary = {"functions": rows, "commit": sha, "dryRun": dry_run, "pullRequest": pr}
+    summary = {"functions": rows, "skipped": skipped, "commit": sha, "dryRun": dry_run, "pullRequest": pr}
     if output == "json":
         click.echo(_json.dumps(summary, sort_keys=True))
     else:
         for r in results:
-            click.echo(f"{r.function} [{r.environment}] {r.image}" + ("" if r.pushed else " (not pushed)"))
+            click.echo(f"{r.function} [{r.environment}] {r.image} ({r.reason})" + ("" if r.pushed else " (not pushed)"))
+        for s in plan.skipped:
+            click.echo(f"{s.function} [{s.environment}] skipped: {s.why}")
         click.echo(f"pinned in {sha}" if sha else "nothing pinned")
     write_step_summary(results, sha, env)
     write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": pr or ""})
 
 
-def _publish(ops, g, why, mode=None):
+def _publish(ops, g, why, mode=None, output="text"):
     """Commit the ops; --mode wins, else the command's own default `mode`, else push."""
+    import json as _json
+
     from ..delivery import commits
 
     branch = resolve_branch(g["branch"])
@@ -126,10 +197,24 @@ def _publish(ops, g, why, mode=None):
     # The token goes to git through its environment (also for this repository's own remote,
     # so checkouts can keep persist-credentials: false).
     sha, changes, pr = commits.commit_pins(ops, repo=None if url else ".", url=url, branch=branch,
-                                    token=token_from(g["token_env"]), why=why, mode=g["mode"] or mode or "push",
-                                    github_repo=g["github_repo"])
-    report(sha, changes, pr)
+                                           token=token_from(g["token_env"]), why=why,
+                                           mode=g["mode"] or mode or "push", github_repo=g["github_repo"])
+    if output == "json":
+        click.echo(_json.dumps({"functions": [change_row(c) for c in changes], "commit": sha, "pullRequest": pr,
+                                "dryRun": False}, sort_keys=True))
+    else:
+        report(sha, changes, pr)
     write_outputs(commit=sha or "", **{"pr-url": pr or ""})
+
+
+def change_row(c) -> dict:
+    """One pin change, in the shape family of `ship --output json`'s functions."""
+    from ..types import PinnedImage
+
+    ref = PinnedImage.parse(str(c.image))
+    return {"function": c.function, "environment": c.environment, "action": c.action, "image": str(c.image),
+            "digest": str(ref.digest), "previousImage": str(c.previous_image) if c.previous_image else None,
+            "sourceCommit": (c.source or {}).get("commit"), "rollbackOf": c.rollback_of, "pushed": True}
 
 
 @cli.command()
@@ -152,7 +237,14 @@ def status(functions_dir, gitops_repo, branch, token_env, output):
     else:
         if not os.path.isdir(functions_dir):
             raise click.UsageError(f"{functions_dir}: no such folder (set --functions-dir)")
-        rows = collect(".", functions_dir)
+        history = _history()
+        head = None
+        if history is not None:
+            import subprocess
+
+            p = subprocess.run(["git", "rev-parse", "HEAD"], cwd=history.root, capture_output=True, text=True)
+            head = p.stdout.strip() or None
+        rows = collect(".", functions_dir, history, head)
     click.echo(_json.dumps(rows, sort_keys=True) if output == "json" else table(rows))
 
 

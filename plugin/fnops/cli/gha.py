@@ -7,6 +7,7 @@ import os
 import click
 
 from ..errors import SpecError
+from ..escape import workflow_data, workflow_property
 
 
 def annotate(e) -> None:
@@ -14,8 +15,7 @@ def annotate(e) -> None:
     if os.environ.get("GITHUB_ACTIONS") != "true" or not isinstance(e, SpecError):
         return
     for p in e.problems:
-        msg = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        click.echo(f"::error file={p.path},line={p.line},col={p.col}::{msg}")
+        click.echo(f"::error file={workflow_property(p.path)},line={p.line},col={p.col}::{workflow_data(p.message)}")
 
 
 def write_outputs(**values):

@@ -1,6 +1,10 @@
 """Image builders: buildah (no daemon; chroot isolation, vfs storage by default) and
 docker buildx. Each builds a context, pushes one tag and returns the pushed digest.
 
+Builds are reproducible: every timestamp in the image (config, history, file times) is
+the source commit's time, so the same source on the same base gives the same digest and a
+re-run pins nothing new. A dry run never pushes, with either builder.
+
 Registries on loopback (127.0.0.0/8, localhost, [::1]) are plain HTTP, as Docker treats
 them; every other registry is TLS. Registry credentials come from the usual auth files
 (`docker login` / `buildah login` / docker/login-action), never from fnops flags.
@@ -27,7 +31,30 @@ def is_loopback(ref: str) -> bool:
 
 
 class BuildError(PermanentError):
-    pass
+    """A build failed; `log` holds the builder's own output, `tail` its last lines."""
+
+    TAIL_LINES = 40
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log or ""
+
+    @property
+    def tail(self) -> list[str]:
+        return [line for line in self.log.rstrip().splitlines() if line.strip()][-self.TAIL_LINES:]
+
+    def format(self) -> str:
+        """The build's own last lines (pip's error is there), then the one-line error.
+        In GitHub Actions the whole log goes into a collapsible group as well."""
+        out = []
+        if os.environ.get("GITHUB_ACTIONS") == "true" and self.log:
+            from ..escape import workflow_command_safe
+
+            out += [f"::group::{workflow_command_safe(str(self))} — full build log",
+                    *(workflow_command_safe(x) for x in self.log.rstrip().splitlines()), "::endgroup::"]
+        out += [f"  | {line}" for line in self.tail]
+        out.append(super().format())
+        return "\n".join(out)
 
 
 def _tail(text: str, n: int = 1) -> str:
@@ -54,15 +81,31 @@ class Buildah:
         self.env.setdefault("STORAGE_DRIVER", "vfs")
         self.env.setdefault("BUILDAH_ISOLATION", "chroot")
 
-    def build(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True, scope=None) -> None:
-        args = ["buildah", "bud", "--quiet", "--layers", "-f", dockerfile, "-t", ref]
+    def command(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True,
+                timestamp: int | None = None) -> list[str]:
+        # --identity-label=false: the buildah version is not part of the image, so runners
+        # with different buildah releases still agree on the digest. No --layers with a
+        # timestamp: buildah's layer cache ignores --timestamp, so a cached layer from
+        # another commit's build would make the digest depend on the runner's cache.
+        args = ["buildah", "bud", "--identity-label=false", "-f", dockerfile, "-t", ref]
+        if timestamp is not None:
+            args.append(f"--timestamp={timestamp}")
+        else:
+            args.append("--layers")
         if not tls_verify:
             args.append("--tls-verify=false")
         for a in build_args:
             args += ["--build-arg", a]
-        p = subprocess.run([*args, ctx], env=self.env, capture_output=True, text=True)
+        return [*args, ctx]
+
+    def build(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True, scope=None,
+              timestamp: int | None = None, push: bool = True) -> None:
+        """Build into local storage; `push` is for builders that push while building."""
+        p = subprocess.run(self.command(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls_verify,
+                                        timestamp=timestamp),
+                           env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if p.returncode != 0:
-            raise BuildError(f"build of {ref} failed: {_tail(p.stderr, 2)}")
+            raise BuildError(f"build of {ref} failed: {_tail(p.stdout, 1)}", p.stdout)
 
     def push(self, ref: str, *, tls_verify=True) -> Digest:
         with tempfile.TemporaryDirectory(prefix="fnops-push-") as d:
@@ -94,6 +137,9 @@ class Docker:
         self._digests: dict = {}
 
     def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None) -> list[str]:
+        """The buildx command line. Pushing uses the registry exporter with rewritten file
+        timestamps (SOURCE_DATE_EPOCH, set in the environment, gives the rest); a dry run
+        uses the cache-only exporter, which pushes and loads nothing."""
         args = ["docker", "buildx", "build", "-f", dockerfile, "-t", ref, "--metadata-file", metadata_file,
                 f"--provenance={'true' if self.provenance else 'false'}", f"--sbom={'true' if self.sbom else 'false'}"]
         if self.gha_cache and scope:
@@ -101,21 +147,26 @@ class Docker:
             args += ["--cache-from", f"type=gha,scope={scope}", "--cache-to", f"type=gha,mode=max,scope={scope}"]
         for a in build_args:
             args += ["--build-arg", a]
-        args.append("--push" if push else "--load")
+        args += ["--output", "type=registry,rewrite-timestamp=true" if push else "type=cacheonly"]
         return [*args, ctx]
 
-    def build(self, ctx, dockerfile, ref, *, build_args=(), tls_verify=True, scope=None) -> None:
+    def build(self, ctx, dockerfile, ref, *, build_args=(), tls_verify=True, scope=None,
+              timestamp: int | None = None, push: bool = True) -> None:
+        env = dict(os.environ)
+        if timestamp is not None:
+            env["SOURCE_DATE_EPOCH"] = str(timestamp)
         with tempfile.TemporaryDirectory(prefix="fnops-buildx-") as d:
             meta = os.path.join(d, "metadata.json")
-            p = subprocess.run(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope),
-                               capture_output=True, text=True)
+            p = subprocess.run(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope, push=push),
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if p.returncode != 0:
-                text = p.stderr
+                text = p.stdout
                 if "push" in text.lower() and ("unauthorized" in text.lower() or "denied" in text.lower()):
                     raise _push_error("docker", ref, text)
-                raise BuildError(f"build of {ref} failed: {_tail(text, 2)}")
-            with open(meta) as f:
-                self._digests[ref] = Digest(json.load(f)["containerimage.digest"])
+                raise BuildError(f"build of {ref} failed: {_tail(text, 1)}", text)
+            if push:
+                with open(meta) as f:
+                    self._digests[ref] = Digest(json.load(f)["containerimage.digest"])
 
     def push(self, ref: str, *, tls_verify=True) -> Digest:
         return self._digests.pop(ref)  # buildx pushed while building

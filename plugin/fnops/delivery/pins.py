@@ -23,7 +23,25 @@ Change = namedtuple("Change", "action function environment image source previous
 
 
 class Refused(PermanentError):
-    """A guard said no (rollback of a rollback, nothing to roll back to, …)."""
+    """A guard said no (rollback of a rollback, nothing to roll back to, an older source, …)."""
+
+
+def declared_environments(root: str, functions_dir: str) -> set[str]:
+    """Environments the repository knows: any function's overlay key or release file."""
+    from .. import yamldoc
+    from ..errors import SpecError
+    from ..spec.function import environments_of
+
+    base = os.path.join(root, functions_dir)
+    out: set[str] = set()
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        folder = os.path.join(base, name)
+        if os.path.isfile(os.path.join(folder, "function.yaml")):
+            try:
+                out.update(environments_of(yamldoc.load(os.path.join(folder, "function.yaml")), folder))
+            except SpecError:
+                continue
+    return out
 
 
 def released_at() -> str:
@@ -53,9 +71,16 @@ class PinOp:
     """One function × environment; `kind` is release, promote or rollback."""
 
     def __init__(self, functions_dir: str, name: str, env: str, kind: str, *, image: PinnedImage | None = None,
-                 source: Source | None = None, from_env: str | None = None):
+                 source: Source | None = None, from_env: str | None = None, history=None,
+                 allow_older: bool = False, new_environment: bool = True, unapproved_push: bool = False):
+        """`history` (a ledger.History of the source repository) answers whether the pinned
+        source comes before the new one; `new_environment` False refuses to create a pin
+        in an environment the repository does not declare; `unapproved_push` True refuses
+        to push straight into an environment with `approval: required`."""
         self.functions_dir, self.name, self.env, self.kind = functions_dir, name, env, kind
         self.image, self.source, self.from_env = image, source, from_env
+        self.history, self.allow_older, self.new_environment = history, allow_older, new_environment
+        self.unapproved_push = unapproved_push
 
     def apply(self, root: str) -> Change | None:
         from ..spec import load_function, load_release_for, release_path
@@ -67,6 +92,13 @@ class PinOp:
         fn = load_function(folder, self.env)
         path = release_path(folder, self.env)
         current = load_release_for(fn) if os.path.exists(path) else None
+        if current is None and not self.new_environment and self.env not in declared_environments(root, self.functions_dir):
+            known = ", ".join(sorted(declared_environments(root, self.functions_dir))) or "none"
+            raise Refused(f"environment '{self.env}' is not declared by any function (declared: {known}); "
+                          "add it under `environments:` in function.yaml, or pass --new-environment")
+        if self.unapproved_push and self.kind != "rollback" and fn.approval == "required":
+            raise Refused(f"{rel_folder}: environment '{self.env}' requires approval; use --mode pr, or "
+                          "--mode push --approved once a reviewer has approved this run")
         values = getattr(self, "_" + self.kind)(fn, folder, current)
         if values is None:
             return None
@@ -80,16 +112,26 @@ class PinOp:
         image = image or self.image
         if current is not None and current.image == image:
             return None
+        src = source if source is not None else {k: v for k, v in (self.source or Source())._asdict().items() if v}
+        new_commit = src.get("commit")
+        same_source = current is not None and current.source_commit and current.source_commit == new_commit
+        if self.kind == "release" and current is not None and not same_source and not self.allow_older:
+            self._check_newer(current, new_commit)
         if fn.image and image.repository != fn.image:
             from ..errors import UsageError
 
             raise UsageError(f"--image {image}: not this function's repository '{fn.image}'")
         values = {"image": str(image)}
-        src = source if source is not None else {k: v for k, v in (self.source or Source())._asdict().items() if v}
         if src:
             values["source"] = src
         values["releasedAt"] = released_at()
-        if current is not None:
+        if same_source:
+            # A rebuild of the same code (new base image, say): `previous` keeps naming the
+            # release before it, so a rollback still restores other code.
+            prev = _previous_of(current)
+            if prev:
+                values["previous"] = prev
+        elif current is not None:
             prev = {"image": str(current.image)}
             rev = revision_of(fn, current)
             if rev:
@@ -99,6 +141,26 @@ class PinOp:
                 prev["source"] = src_before
             values["previous"] = prev
         return values
+
+    def _check_newer(self, current, new_commit) -> None:
+        where = f"{self.functions_dir}/{self.name}/releases/{self.env}.yaml"
+        old = current.source_commit
+        if old is None:
+            return  # a pin that records no source cannot be ordered; replacing it loses nothing
+        hint = "pass --allow-older to pin it anyway"
+        if not new_commit:
+            raise Refused(f"{where} pins source {old[:7]}; this release records no source commit, so it cannot "
+                          f"be shown to be newer ({hint})")
+        order = self.history.is_ancestor(old, new_commit) if self.history is not None else None
+        if order is None:
+            raise Refused(f"{where} pins source {old[:7]}, which this clone's history does not know, so "
+                          f"{new_commit[:7]} cannot be shown to be newer (fetch full history, e.g. "
+                          f"fetch-depth: 0, or {hint})")
+        if not order:
+            newer = self.history.is_ancestor(new_commit, old)
+            what = "newer than" if newer else "not an ancestor of"
+            raise Refused(f"{where} pins source {old[:7]}, which is {what} {new_commit[:7]}; "
+                          f"not replacing a pin with older code ({hint})")
 
     def _promote(self, fn, folder, current):
         from ..spec import load_function, load_release_for
@@ -124,6 +186,17 @@ class PinOp:
         values["releasedAt"] = released_at()
         values["rollbackOf"] = str(current.image)
         return values
+
+
+def _previous_of(rel) -> dict | None:
+    if rel is None or rel.previous_image is None:
+        return None
+    prev = {"image": str(rel.previous_image)}
+    if rel.previous_revision:
+        prev["revision"] = rel.previous_revision
+    if rel.previous_source:
+        prev["source"] = {k: str(v) for k, v in rel.previous_source.items() if v}
+    return prev
 
 
 def write_pin(path: str, values: dict) -> None:

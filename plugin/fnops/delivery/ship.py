@@ -1,8 +1,10 @@
-"""`fnops ship`: detect changed functions, build, push, read the digest, pin — one commit.
+"""`fnops ship`: what needs shipping, build, push, read the digest, pin — one commit.
 
-Order matters for "nothing half-done": every spec is validated before anything is built,
-every image is built before anything is pushed, and the pin commit comes only after every
-push succeeded. (docker buildx pushes as it builds, so with it a failed build can leave
+What needs shipping is decided by the ledger (`ledger.plan`): each function whose folder
+differs from the source its pin records at the branch tip, or that has no pin. Order
+matters for "nothing half-done": every spec is validated before anything is built, every
+image is built before anything is pushed, and the pin commit comes only after every push
+succeeded. (docker buildx pushes as it builds, so with it a failed build can leave
 earlier functions' tags in the registry; they are never pinned.)
 """
 
@@ -16,35 +18,81 @@ from ..errors import SpecError, UsageError
 from ..types import GitSha, PinnedImage, Repository
 from .detect import all_functions, changed_functions, repo_root
 
-Shipped = namedtuple("Shipped", "function environment image digest pushed")
+Shipped = namedtuple("Shipped", "function environment image digest pushed reason")
+Plan = namedtuple("Plan", "items skipped")
+
+
+def _tip_plan(root, functions_dir, env, names, head, history, gitops_repo, branch, token):
+    """Plan against the pins at the tip of the target branch."""
+    from . import gitops, ledger
+
+    with gitops.scratch_tree(None if gitops_repo else root, gitops_repo, branch, token) as tree:
+        return ledger.plan(history, tree.cwd, functions_dir, names, env, head)
+
+
+def make_plan(*, root: str, env: str, functions_dir: str, since: str | None, every: bool, head: str,
+              history, gitops_repo: str | None, branch: str, token: str | None) -> Plan:
+    from .ledger import PlanItem
+
+    if every:
+        return Plan([PlanItem(n, env, "forced", head, None) for n in all_functions(root, functions_dir)], [])
+    if since:
+        return Plan([PlanItem(n, env, "since", head, None)
+                     for n in changed_functions(history, functions_dir, since, head)], [])
+    items, skipped = _tip_plan(root, functions_dir, env, all_functions(root, functions_dir), head, history,
+                               gitops_repo, branch, token)
+    return Plan(items, skipped)
+
+
+def approval_mode(fns, env: str, mode: str | None, approved: bool) -> str:
+    """PR mode for environments with `approval: required`, unless the caller says both
+    `--mode push` and `--approved` (a reviewer approved the run, e.g. a GitHub Environment)."""
+    gated = sorted(fn.name for fn in fns if fn.approval == "required")
+    if not gated:
+        return mode or "push"
+    if mode == "push" and not approved:
+        raise UsageError(f"environment '{env}' requires approval for {', '.join(gated)}: use --mode pr, or "
+                         "--mode push --approved once a reviewer has approved this run")
+    return mode or "pr"
 
 
 def ship(*, env: str, registry: str | None, functions_dir: str = "functions", builder_name: str = "buildah",
          since: str | None = None, every: bool = False, base_image: str | None = None, dry_run: bool = False,
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
-         builder=None, publish_kwargs=None, pin: bool = True, mode: str = "push", github_repo: str | None = None,
-         builder_options=None):
-    """-> (list[Shipped], commit sha | None, pull request URL | None)."""
-    from . import commits, pins, runtimes
+         builder=None, publish_kwargs=None, pin: bool = True, mode: str | None = None,
+         github_repo: str | None = None, builder_options=None, plan_only: bool = False, allow_older: bool = False,
+         approved: bool = False):
+    """-> (list[Shipped], commit sha | None, pull request URL | None, Plan)."""
+    from . import commits, ledger, pins, runtimes
+    from ..spec import load_function
     from .build import builder as make_builder
     from .build import is_loopback
-    from ..spec import load_function
 
     root = repo_root()
     if source is None or not source.commit:
         raise UsageError("no source commit: run in a Git checkout or set GITHUB_SHA")
-    GitSha(source.commit)
-    names = all_functions(root, functions_dir) if every or not since else changed_functions(root, functions_dir, since)
+    try:
+        head = GitSha(source.commit)
+    except ValueError as e:
+        raise UsageError(f"source commit: {e}") from None
+    history = ledger.History(root)
+    if not history.has(head):
+        raise UsageError(f"source commit {head[:7]} is not in this clone (GITHUB_SHA must be the checked-out commit)")
+    branch = branch or "main"
+    plan = make_plan(root=root, env=env, functions_dir=functions_dir, since=since, every=every, head=head,
+                     history=history, gitops_repo=gitops_repo, branch=branch, token=token)
     fns, problems = [], []
-    for name in names:
+    for item in plan.items:
         try:
             # Relative paths, so errors and annotations name the file as the repository does.
-            fns.append(load_function(os.path.relpath(os.path.join(root, functions_dir, name)), env))
+            fns.append(load_function(os.path.relpath(os.path.join(root, functions_dir, item.function)), env))
         except SpecError as e:
             problems += e.problems
     if problems:
         raise SpecError(problems)
-    plan = []
+    reasons = {i.function: i.reason for i in plan.items}
+    mode = approval_mode(fns, env, mode, approved) if pin else (mode or "push")
+    work = []
     for fn in fns:
         if fn.runtime == "image":
             continue  # nothing to build; pin it with `fnops bump`
@@ -55,22 +103,24 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
             Repository(repo)
         except ValueError as e:
             raise UsageError(f"--registry: {e}") from None
-        plan.append((fn, f"{repo}:sha-{source.commit[:7]}"))
-    if not plan:
-        return [], None, None
+        work.append((fn, f"{repo}:sha-{head[:7]}"))
+    if plan_only or not work:
+        return [], None, None, plan
 
+    timestamp = source_date_epoch(history, head)
     b = builder or make_builder(builder_name, **(builder_options or {}))
     build_args = [f"BASE_IMAGE={base_image}"] if base_image else []
     built, contexts = [], []
     try:
-        for fn, ref in plan:
+        for fn, ref in work:
             ctx, dockerfile = runtimes.build_context(fn, base_image)
             contexts.append(ctx)
             tls = not (is_loopback(ref) or (base_image and is_loopback(base_image)))
-            b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}")
+            b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}",
+                    timestamp=timestamp, push=not dry_run)
             built.append((fn, ref, tls))
         if dry_run:
-            return [Shipped(fn.name, env, ref, None, False) for fn, ref, _ in built], None, None
+            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name]) for fn, ref, _ in built], None, None, plan
         pushed = []
         for fn, ref, tls in built:
             digest = b.push(ref, tls_verify=tls)
@@ -81,11 +131,22 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         for _, ref, _ in built:
             b.remove(ref)
 
+    results = [Shipped(fn.name, env, str(img), str(img.digest), True, reasons[fn.name]) for fn, img in pushed]
     if not pin:
-        return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], None, None
-    ops = [pins.PinOp(functions_dir, fn.name, env, "release", image=img, source=source) for fn, img in pushed]
-    why = f"Built from {source.repo or 'this repository'}@{source.commit[:7]}" + (f" ({source.run})" if source.run else "") + "."
-    sha, _, pr = commits.commit_pins(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch or "main",
-                              token=token, why=why, publish_kwargs=publish_kwargs, mode=mode,
-                              github_repo=github_repo)
-    return [Shipped(fn.name, env, str(img), str(img.digest), True) for fn, img in pushed], sha, pr
+        return results, None, None, plan
+    ops = [pins.PinOp(functions_dir, fn.name, env, "release", image=img, source=source, history=history,
+                      allow_older=allow_older, unapproved_push=mode == "push" and not approved)
+           for fn, img in pushed]
+    why = f"Built from {source.repo or 'this repository'}@{head[:7]}" + (f" ({source.run})" if source.run else "") + "."
+    sha, _, pr = commits.commit_pins(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch,
+                                     token=token, why=why, publish_kwargs=publish_kwargs, mode=mode,
+                                     github_repo=github_repo)
+    return results, sha, pr, plan
+
+
+def source_date_epoch(history, head: str) -> int | None:
+    """Every timestamp in the image: $SOURCE_DATE_EPOCH if set, else the commit's time."""
+    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if env.isdigit():
+        return int(env)
+    return history.commit_time(head)

@@ -10,7 +10,19 @@ from ..spec import load_function, load_release_for
 from ..spec.function import environments_of
 
 
-def collect(root: str, functions_dir: str) -> list[dict]:
+def _staleness(history, head, functions_dir, name, commit):
+    """True: the folder changed since the pinned source; False: it did not; None: unknown."""
+    if history is None or head is None or not commit:
+        return None
+    if commit == head:
+        return False
+    changed = history.changed_folders(commit, head, functions_dir)
+    return None if changed is None else name in changed
+
+
+def collect(root: str, functions_dir: str, history=None, head: str | None = None) -> list[dict]:
+    """One row per function × environment. With `history` (the source clone) and `head`,
+    each pin is marked `stale` when its folder changed after the source it records."""
     base = os.path.join(root, functions_dir)
     rows = []
     for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
@@ -24,13 +36,14 @@ def collect(root: str, functions_dir: str) -> list[dict]:
             continue
         for env in envs:
             row = {"function": name, "environment": env, "image": None, "sourceCommit": None,
-                   "releasedAt": None, "rollbackOf": None, "problem": None}
+                   "releasedAt": None, "rollbackOf": None, "problem": None, "stale": None}
             try:
                 fn = load_function(folder, env)
                 if os.path.exists(os.path.join(folder, "releases", f"{env}.yaml")):
                     rel = load_release_for(fn)
                     row.update(image=str(rel.image), sourceCommit=rel.source_commit, releasedAt=rel.released_at,
-                               rollbackOf=rel.rollback_of)
+                               rollbackOf=rel.rollback_of,
+                               stale=_staleness(history, head, functions_dir, name, rel.source_commit))
             except SpecError as e:
                 row["problem"] = str(e.problems[0])
             rows.append(row)
@@ -43,7 +56,12 @@ def table(rows: list[dict]) -> str:
     head = ("FUNCTION", "ENV", "IMAGE", "SOURCE", "RELEASED", "NOTE")
     body = []
     for r in rows:
-        note = r["problem"] or (f"rollback of {short(r['rollbackOf'])}" if r.get("rollbackOf") else "")
+        notes = [r["problem"]] if r["problem"] else []
+        if r.get("rollbackOf"):
+            notes.append(f"rollback of {short(r['rollbackOf'])}")
+        if r.get("stale"):
+            notes.append("stale: folder changed since this source")
+        note = "; ".join(notes)
         body.append((r["function"], r["environment"] or "-", short(r["image"]) if r["image"] else "(not pinned)",
                      (r.get("sourceCommit") or "")[:7] or "-", r.get("releasedAt") or "-", note))
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]

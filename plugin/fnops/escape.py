@@ -1,0 +1,27 @@
+"""Text that leaves fnops for another parser: GitHub Actions workflow commands and Slack
+mrkdwn. Every value read from a repository or a webhook goes through here first, so it
+cannot become a command, a mention or a link."""
+
+from __future__ import annotations
+
+
+def workflow_data(text: str) -> str:
+    """The message part of `::cmd props::message` (actions/toolkit escapeData)."""
+    return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def workflow_property(text: str) -> str:
+    """A property value of `::cmd k=v,…::` (actions/toolkit escapeProperty)."""
+    return workflow_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command_safe(line: str) -> str:
+    """A log line printed as is: one that starts with `::` would be read as a command
+    (`::stop-commands::`, `::add-mask::`), so it is prefixed with a space."""
+    line = str(line).replace("\r", "")
+    return " " + line if line.lstrip().startswith("::") else line
+
+
+def slack_text(text: str) -> str:
+    """Slack's three control characters, so `<!channel>` or `<https://x|y>` stay text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
