@@ -47,7 +47,11 @@ class Problem(namedtuple("Problem", "path line col message")):
     __slots__ = ()
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+        # One line, whatever a folder name or a value held: a newline could forge a second
+        # error, or a GitHub Actions workflow command in a CI log.
+        from .escape import printable
+
+        return f"{printable(self.path)}:{self.line}:{self.col}: {printable(self.message)}"
 
 
 class SpecError(FnopsError):

@@ -5,6 +5,19 @@ cannot become a command, a mention or a link."""
 from __future__ import annotations
 
 
+_INVISIBLE = {0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}  # line breaks, bidi controls
+
+
+def printable(text: str) -> str:
+    """One line of visible text: control characters (and Unicode line/bidi controls) are
+    written as escapes, so a value cannot start a new log line or reorder what is shown."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else
+                   (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
+
+
 def workflow_data(text: str) -> str:
     """The message part of `::cmd props::message` (actions/toolkit escapeData)."""
     return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

@@ -18,14 +18,14 @@ from ..delivery.gitops import Git
 class Mirror:
     def __init__(self, path: str, url: str, branch: str, token: str | None, functions_dir: str):
         self.path, self.url, self.branch, self.functions_dir = path, url, branch, functions_dir
-        self.git = Git(path, token)
+        self.git = Git(path, token, url)
         self.lock = threading.Lock()
 
     def _ensure(self) -> None:
         if not os.path.isdir(os.path.join(self.path, "objects")):
             os.makedirs(self.path, exist_ok=True)
             self.git.run("init", "--quiet", "--bare")
-            self.git.run("remote", "add", "origin", self.url)
+            self.git.run("remote", "add", "--", "origin", self.url)
 
     def fetch(self) -> None:
         p = self.git.run("fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{self.branch}:refs/heads/{self.branch}",

@@ -156,7 +156,7 @@ def ship(env, registry, builder_name, since, every, plan_only, base_image, dry_r
     results, sha, pr, plan = run_ship(
         env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name, since=since,
         every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
-        token=token_from(g["token_env"]), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
+        token=token_from(g["token_env"], url), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
         builder_options={"provenance": provenance, "sbom": sbom} if builder_name == "docker" else {},
         plan_only=plan_only, allow_older=allow_older, approved=approved)
     planned = [{"function": i.function, "environment": i.environment, "reason": i.reason,
@@ -197,7 +197,7 @@ def _publish(ops, g, why, mode=None, output="text"):
     # The token goes to git through its environment (also for this repository's own remote,
     # so checkouts can keep persist-credentials: false).
     sha, changes, pr = commits.commit_pins(ops, repo=None if url else ".", url=url, branch=branch,
-                                           token=token_from(g["token_env"]), why=why,
+                                           token=token_from(g["token_env"], url), why=why,
                                            mode=g["mode"] or mode or "push", github_repo=g["github_repo"])
     if output == "json":
         click.echo(_json.dumps({"functions": [change_row(c) for c in changes], "commit": sha, "pullRequest": pr,
@@ -232,7 +232,7 @@ def status(functions_dir, gitops_repo, branch, token_env, output):
     if gitops_repo:
         from ..delivery.gitops import scratch_tree
 
-        with scratch_tree(None, gitops_repo, branch, token_from(token_env)) as tree:
+        with scratch_tree(None, gitops_repo, branch, token_from(token_env, gitops_repo)) as tree:
             rows = collect(tree.cwd, functions_dir)
     else:
         if not os.path.isdir(functions_dir):

@@ -9,6 +9,8 @@ and its uncommitted files are never touched.
 
 Tokens reach git only through GIT_CONFIG_* environment variables of the child process: never
 in argv (visible in `ps`), never in the clone's .git/config, and redacted from any message.
+The header is scoped to the exact remote (`http.<url>.extraHeader`), so a redirect or a
+submodule elsewhere never receives it, and it is refused over plain HTTP off loopback.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from ..errors import FnopsError, PermanentError, TemporaryError
+from ..errors import FnopsError, PermanentError, TemporaryError, UsageError
 
 BOT_NAME = "fnops"
 BOT_EMAIL = "fnops@users.noreply.github.com"
@@ -42,20 +44,52 @@ class Conflict(PermanentError):
     """The branch moved in a way the change cannot be re-applied to."""
 
 
+def _is_loopback_host(host: str) -> bool:
+    host = host.rsplit("@", 1)[-1]
+    host = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_remote(url: str) -> str:
+    """A remote URL fnops may hand to git: never one git would read as an option."""
+    if not url or url.startswith("-") or any(c in url for c in "\r\n\0"):
+        raise UsageError(f"'{url[:80]!r}' is not a Git remote URL")
+    return url
+
+
+def auth_scope(url: str | None) -> str | None:
+    """The `http.<url>` key a token may be sent under, or None when the remote needs no
+    HTTP auth (ssh, file, a local path). Plain HTTP is refused unless it is loopback."""
+    if not url or "://" not in url:
+        return None
+    scheme, rest = url.split("://", 1)
+    host = rest.split("/", 1)[0]
+    scheme = scheme.lower()
+    if scheme == "https":
+        return f"https://{host.rsplit('@', 1)[-1]}/{rest.split('/', 1)[1] if '/' in rest else ''}"
+    if scheme == "http":
+        if not _is_loopback_host(host):
+            raise UsageError(f"refusing to send a token over plain http to {redact_url(url)}; use https")
+        return f"http://{host.rsplit('@', 1)[-1]}/{rest.split('/', 1)[1] if '/' in rest else ''}"
+    return None
+
+
 class Git:
-    def __init__(self, cwd: str, token: str | None = None):
+    def __init__(self, cwd: str, token: str | None = None, url: str | None = None):
+        """`url`: the remote the token is for; without one the token is not used."""
         self.cwd = cwd
         self.token = token
         self.env = dict(os.environ)
         self.env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"})
-        if token:
+        scope = auth_scope(url) if token else None
+        if token and scope:
             basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
             self._secrets = (token, basic)
             n = int(self.env.get("GIT_CONFIG_COUNT", "0") or 0)
-            self.env.update({"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": "http.extraHeader",
+            self.env.update({"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": f"http.{scope}.extraHeader",
                              f"GIT_CONFIG_VALUE_{n}": f"Authorization: Basic {basic}"})
         else:
-            self._secrets = ()
+            self._secrets = (token,) if token else ()
 
     def redact(self, text: str) -> str:
         for s in self._secrets:
@@ -89,27 +123,40 @@ def scratch_tree(repo: str | None, url: str | None, branch: str, token: str | No
     origin), or a fresh clone of `url`. Removed afterwards."""
     tmp = tempfile.mkdtemp(prefix="fnops-gitops-")
     try:
+        check_branch(branch)
         if url:
-            git = Git(tmp, token)
-            p = git.run("clone", "--quiet", "--no-tags", "--single-branch", "--branch", branch, url, "tree",
+            check_remote(url)
+            git = Git(tmp, token, url)
+            p = git.run("clone", "--quiet", "--no-tags", "--single-branch", "--branch", branch, "--", url, "tree",
                         check=False)
             if p.returncode != 0:
                 raise _classify(git, p, f"cannot clone {redact_url(url)} (branch {branch})")
-            tree = Git(os.path.join(tmp, "tree"), token)
+            tree = Git(os.path.join(tmp, "tree"), token, url)
             yield tree
         else:
-            base = Git(repo or ".", token)
-            if base.run("rev-parse", "--git-dir", check=False).returncode != 0:
+            probe = Git(repo or ".")
+            if probe.run("rev-parse", "--git-dir", check=False).returncode != 0:
                 raise FnopsError(f"{os.path.abspath(repo or '.')} is not a Git repository; run inside a clone or pass --gitops-repo")
+            origin = probe.run("remote", "get-url", "origin", check=False).stdout.strip() or None
+            base = Git(repo or ".", token, origin)
             _fetch(base, branch)
             path = os.path.join(tmp, "tree")
             base.run("worktree", "add", "--quiet", "--detach", path, f"refs/remotes/origin/{branch}")
             try:
-                yield Git(path, token)
+                yield Git(path, token, origin)
             finally:
                 base.run("worktree", "remove", "--force", path, check=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_branch(branch: str) -> str:
+    """A branch name git accepts, and never one it would read as an option."""
+    ok = branch and not branch.startswith("-") and subprocess.run(
+        ["git", "check-ref-format", "--branch", branch], capture_output=True).returncode == 0
+    if not ok:
+        raise UsageError(f"'{branch[:80]!r}' is not a branch name")
+    return branch
 
 
 def redact_url(url: str) -> str:

@@ -83,7 +83,8 @@ def pinned_commit(tree: str, functions_dir: str, name: str, env: str) -> tuple[b
     if not os.path.isfile(path):
         return False, None
     try:
-        doc = yamldoc.load(path, os.path.join(functions_dir, name, "releases", f"{env}.yaml"))
+        doc = yamldoc.load(path, os.path.join(functions_dir, name, "releases", f"{env}.yaml"),
+                           root=os.path.join(tree, functions_dir, name))
     except SpecError:
         return True, None
     src = doc.value.get("source") if isinstance(doc.value, dict) else None

@@ -20,8 +20,28 @@ def resolve_branch(branch: str | None, repo: str = ".") -> str:
     return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else "main"
 
 
-def token_from(var: str) -> str | None:
-    return os.environ.get(var) or os.environ.get("GITHUB_TOKEN") or None
+def github_host() -> str:
+    server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
+    return server.split("://", 1)[-1].split("/", 1)[0].lower()
+
+
+def remote_url(repo: str = ".") -> str | None:
+    p = subprocess.run(["git", "remote", "get-url", "origin"], cwd=repo, capture_output=True, text=True)
+    return p.stdout.strip() or None if p.returncode == 0 else None
+
+
+def token_from(var: str, url: str | None = None, repo: str = ".") -> str | None:
+    """The token for the remote fnops writes to: `$var` (GITOPS_TOKEN) as configured, or
+    GITHUB_TOKEN — but that one only when the remote is on the GitHub host it was issued for."""
+    explicit = os.environ.get(var)
+    if explicit:
+        return explicit
+    github = os.environ.get("GITHUB_TOKEN")
+    if not github:
+        return None
+    target = url or remote_url(repo) or ""
+    host = target.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].lower() if "://" in target else ""
+    return github if host == github_host() else None
 
 
 def source_from_environment(repo: str = ".") -> Source:

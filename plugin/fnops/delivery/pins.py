@@ -38,7 +38,7 @@ def declared_environments(root: str, functions_dir: str) -> set[str]:
         folder = os.path.join(base, name)
         if os.path.isfile(os.path.join(folder, "function.yaml")):
             try:
-                out.update(environments_of(yamldoc.load(os.path.join(folder, "function.yaml")), folder))
+                out.update(environments_of(yamldoc.load(os.path.join(folder, "function.yaml"), root=folder), folder))
             except SpecError:
                 continue
     return out

@@ -30,7 +30,7 @@ def collect(root: str, functions_dir: str, history=None, head: str | None = None
         if not os.path.isfile(os.path.join(folder, "function.yaml")):
             continue
         try:
-            envs = environments_of(yamldoc.load(os.path.join(folder, "function.yaml")), folder)
+            envs = environments_of(yamldoc.load(os.path.join(folder, "function.yaml"), root=folder), folder)
         except SpecError as e:
             rows.append({"function": name, "environment": "", "image": None, "problem": str(e.problems[0])})
             continue

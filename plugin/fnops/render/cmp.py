@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import FnopsError, UsageError
+from ..errors import FnopsError, Problem, SpecError, UsageError
+
+MAX_OUTPUT_BYTES = 1 << 20  # Argo CD keeps manifests in Redis and the sidecar has little memory
 
 
 def resolve_env(env: str | None, environ=os.environ) -> str:
@@ -28,7 +30,12 @@ def render_text(path: str, env: str | None, environ=os.environ) -> str:
     objs = render_objects(fn, release, opts)
     if not objs:  # never an empty success: with prune on, Argo CD would delete everything
         raise FnopsError(f"{path}: rendering produced no objects")
-    return dump(objs)
+    text = dump(objs)
+    if len(text) > MAX_OUTPUT_BYTES:
+        raise SpecError([Problem(os.path.join(os.path.normpath(path), "function.yaml"), 1, 1,
+                                 f"renders to more than {MAX_OUTPUT_BYTES // 1024} KiB of manifests; "
+                                 "trim env, triggers or cron data")])
+    return text
 
 
 def run(path: str, env: str | None, out=None, err=None) -> int:

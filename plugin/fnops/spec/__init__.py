@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .. import yamldoc
-from ..errors import Problem, SpecError
+from ..errors import Problem, SpecError, UsageError
 from .check import unique
 from .function import environments_of, resolve
 from .model import Function, Release
@@ -21,11 +21,22 @@ def _display(folder: str, *parts: str) -> str:
 def _doc(folder: str) -> yamldoc.Doc:
     if not os.path.isdir(folder):
         raise SpecError([Problem(folder, 1, 1, "not a directory; expected a function folder with function.yaml")])
-    return yamldoc.load(os.path.join(folder, "function.yaml"), _display(folder, "function.yaml"))
+    return yamldoc.load(os.path.join(folder, "function.yaml"), _display(folder, "function.yaml"), root=folder)
+
+
+def check_environment(env: str | None) -> None:
+    """An environment name becomes a file name (releases/<env>.yaml) and a label: a DNS
+    label before it touches a path."""
+    from .units import is_dns1123_label, shown
+
+    if env is not None and not is_dns1123_label(env):
+        raise UsageError(f"'{shown(env)}' is not an environment name (lowercase letters, digits and '-', "
+                         "at most 63 characters)")
 
 
 def load_function(folder: str, env: str | None) -> Function:
     """The function as `env` sees it; SpecError (exit 2) on any problem."""
+    check_environment(env)
     doc = _doc(folder)
     fn, checker = resolve(doc, folder, env)
     checker.raise_if_any()
@@ -44,6 +55,16 @@ def load_release_for(fn: Function) -> Release:
     return load_release(fn.folder, fn.environment, fn.name, fn.image, display)
 
 
+def bad_release_names(folder: str) -> list[Problem]:
+    """releases/ holds <env>.yaml pins only; any other name is reported, never loaded."""
+    from .units import is_dns1123_label
+
+    rel = os.path.join(folder, "releases")
+    names = sorted(os.listdir(rel)) if os.path.isdir(rel) else []
+    return [Problem(_display(folder, "releases", n), 1, 1, "not an environment's pin: names are <env>.yaml with "
+                    "<env> a DNS label") for n in names if n.endswith(".yaml") and not is_dns1123_label(n[:-5])]
+
+
 def validate_folder(folder: str) -> list[Problem]:
     """Every problem in a function folder: the top level, each environment, each release."""
     try:
@@ -55,6 +76,7 @@ def validate_folder(folder: str) -> list[Problem]:
     problems += checker.problems
     if not isinstance(doc.value, dict):
         return unique(problems)
+    problems += bad_release_names(folder)
     for env in environments_of(doc, folder):
         fn_env, c = resolve(doc, folder, env)
         problems += c.problems

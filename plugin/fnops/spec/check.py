@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import Problem, SpecError
 from ..yamldoc import Doc
+from .units import shown
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", dict: "a mapping", list: "a list"}
 
@@ -16,7 +17,7 @@ _TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", di
 def dotted(path) -> str:
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        out += f"[{p}]" if isinstance(p, int) else (f".{shown(p)}" if out else shown(p))
     return out or "(document)"
 
 
@@ -59,7 +60,7 @@ class Checker:
         if value is None:
             return None
         if value not in choices:
-            self.fail(path, f"'{value}' is not one of {', '.join(choices)}{_suggest(str(value), choices, list_all=False)}")
+            self.fail(path, f"'{shown(value)}' is not one of {', '.join(choices)}{_suggest(str(value), choices, list_all=False)}")
             return None
         return value
 
@@ -114,12 +115,14 @@ def _show(value) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    return repr(value) if not isinstance(value, str) else f"'{shown(value)}'"
 
 
 def _suggest(word: str, choices, list_all: bool = True) -> str:
     import difflib  # error path only: keep it off render's start-up
 
+    if len(str(word)) > 64:  # nothing that long is a typo of a key
+        return f"; valid keys: {', '.join(choices)}" if list_all and len(choices) <= 20 else ""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     if close:
         return f"; did you mean '{close[0]}'?"

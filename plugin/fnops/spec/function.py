@@ -9,6 +9,7 @@ from ..lazyre import LazyRe
 
 from ..yamldoc import Doc
 from . import units
+from .units import shown
 from .check import Checker
 from .model import (
     DEPLOYERS,
@@ -55,7 +56,8 @@ def environments_of(doc: Doc, folder: str) -> list[str]:
     rel = os.path.join(folder, "releases")
     if os.path.isdir(rel):
         for f in sorted(os.listdir(rel)):
-            if f.endswith(".yaml") and f[:-5] not in envs:
+            # Only DNS-label names: a file name never becomes a path we open elsewhere.
+            if f.endswith(".yaml") and f[:-5] not in envs and units.is_dns1123_label(f[:-5]):
                 envs.append(f[:-5])
     return envs
 
@@ -105,14 +107,14 @@ def check_overlays(doc: Doc) -> Checker:
         else:
             for env, over in envs.items():
                 p = ("environments", env)
-                if not isinstance(env, str) or not units.DNS1123_LABEL.fullmatch(env) or len(env) > 63:
+                if not units.is_dns1123_label(env):
                     c.fail(p, "environment names are lowercase DNS labels (a-z, 0-9, '-')", key=True)
                 if over is not None and not isinstance(over, dict):
                     c.fail(p, "expected a mapping of overrides")
                 elif isinstance(over, dict):
                     for k in ("name", "environments"):
                         if k in over:
-                            c.fail(p + (k,), f"'{k}' cannot be overridden per environment", key=True)
+                            c.fail(p + (k,), f"'{shown(k)}' cannot be overridden per environment", key=True)
     return c
 
 
@@ -130,13 +132,13 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     folder_name = os.path.basename(os.path.abspath(folder))
     name = c.typed(("name",), v.get("name", folder_name), str)
     if name is not None:
-        if not units.DNS1035.fullmatch(name):
+        if len(name) > 253 or not units.DNS1035.fullmatch(name):
             where = ("name",) if "name" in v else ()
             why = "" if "name" in v else " (taken from the folder name; set 'name' to override)"
-            c.fail(where, f"'{name}' is not a valid name: lowercase letters, digits and '-', starting with a letter{why}")
+            c.fail(where, f"'{shown(name)}' is not a valid name: lowercase letters, digits and '-', starting with a letter{why}")
             name = None
         elif len(name) > MAX_NAME:
-            c.fail(("name",), f"'{name}' is {len(name)} characters; at most {MAX_NAME} so that revision names '<name>-<{REVISION_HASH_LEN} hex>' fit 63")
+            c.fail(("name",), f"'{shown(name)}' is {len(name)} characters; at most {MAX_NAME} so that revision names '<name>-<{REVISION_HASH_LEN} hex>' fit 63")
             name = None
 
     runtime = v.get("runtime")
@@ -145,7 +147,7 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     runtime = c.choice(("runtime",), runtime, RUNTIMES)
     handler = c.typed(("handler",), v.get("handler", "handler:handle"), str)
     if handler and not _HANDLER.fullmatch(handler):
-        c.fail(("handler",), f"'{handler}' is not module:function (e.g. handler:handle)")
+        c.fail(("handler",), f"'{shown(handler)}' is not module:function (e.g. handler:handle)")
     image = c.typed(("image",), v.get("image"), str)
     if image is not None:
         from ..types import Repository
@@ -215,10 +217,10 @@ def _env(c: Checker, value) -> tuple:
             c.fail(p, "environment variable names are letters, digits, '_', '-', '.' and must not start with a digit", key=True)
             continue
         if k in RESERVED_ENV:
-            c.fail(p, f"'{k}' is reserved by Knative (reserved: {', '.join(RESERVED_ENV)})", key=True)
+            c.fail(p, f"'{shown(k)}' is reserved by Knative (reserved: {', '.join(RESERVED_ENV)})", key=True)
             continue
         if isinstance(val, bool) or val is None or isinstance(val, (dict, list)):
-            c.fail(p, f"value must be a string; quote it, e.g. {k}: \"{'true' if val is True else 'false' if val is False else ''}\"")
+            c.fail(p, f"value must be a string; quote it, e.g. {shown(k)}: \"{'true' if val is True else 'false' if val is False else ''}\"")
             continue
         out.append((k, val if isinstance(val, str) else units.format_number(val)))
     return tuple(out)
@@ -230,8 +232,8 @@ def _env_from(c: Checker, value):
     for key in ("secrets", "configMaps"):
         names = c.string_list(("envFrom", key), ef.get(key))
         for i, n in enumerate(names):
-            if not units.DNS1123_LABEL.fullmatch(n.replace(".", "-")) or len(n) > 253:
-                c.fail(("envFrom", key, i), f"'{n}' is not a valid object name (lowercase DNS subdomain)")
+            if not units.is_dns1123_label(n.replace(".", "-"), 253):
+                c.fail(("envFrom", key, i), f"'{shown(n)}' is not a valid object name (lowercase DNS subdomain)")
         out.append(names)
     return out[0], out[1]
 
@@ -349,20 +351,25 @@ def _cron(c: Checker, p, body, deployer: str):
 def _check_cron(c: Checker, p, text: str) -> None:
     if text.startswith("@"):
         if text not in _CRON_MACROS and not text.startswith("@every "):
-            c.fail(p, f"'{text}' is not a cron macro ({', '.join(_CRON_MACROS)})")
+            c.fail(p, f"'{shown(text)}' is not a cron macro ({', '.join(_CRON_MACROS)})")
         return
     fields = text.split()
     if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
-        c.fail(p, f"'{text}' is not a 5-field cron schedule (minute hour day-of-month month day-of-week)")
+        c.fail(p, f"'{shown(text)}' is not a 5-field cron schedule (minute hour day-of-month month day-of-week)")
 
 
 def _check_timezone(c: Checker, p, tz: str) -> None:
     import zoneinfo  # only when a timezone is written
 
+    # IANA names are short ASCII paths; anything else never reaches zoneinfo, which walks
+    # the name as a file path (a long one recursed until the interpreter gave up).
+    if len(tz) > 64 or not all(ch.isascii() and (ch.isalnum() or ch in "/_+-") for ch in tz) or ".." in tz:
+        c.fail(p, f"'{shown(tz)}' is not an IANA time zone (e.g. Europe/Berlin, Asia/Seoul, UTC)")
+        return
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        c.fail(p, f"'{tz}' is not an IANA time zone (e.g. Europe/Berlin, Asia/Seoul, UTC)")
+        c.fail(p, f"'{shown(tz)}' is not an IANA time zone (e.g. Europe/Berlin, Asia/Seoul, UTC)")
 
 
 def _kafka(c: Checker, p, body, name: str, env: str | None, index: int):
@@ -371,7 +378,7 @@ def _kafka(c: Checker, p, body, name: str, env: str | None, index: int):
     servers = c.string_list(p + ("bootstrapServers",), b.get("bootstrapServers"), non_empty=True)
     for i, s in enumerate(servers):
         if not _HOSTPORT.fullmatch(s):
-            c.fail(p + ("bootstrapServers", i), f"'{s}' is not host:port")
+            c.fail(p + ("bootstrapServers", i), f"'{shown(s)}' is not host:port")
     topics = c.string_list(p + ("topics",), b.get("topics"), non_empty=True)
     default_group = f"{name}-{env}" if env else name
     if index:

@@ -8,6 +8,7 @@ from .. import yamldoc
 from ..errors import SpecError
 from ..types import GitSha, PinnedImage
 from . import units
+from .units import shown
 from .check import Checker
 from .model import Release
 
@@ -22,7 +23,7 @@ def release_path(folder: str, env: str) -> str:
 
 def load_release(folder: str, env: str, fn_name: str, repository: str | None, display: str) -> Release:
     """Load and check the pin. `repository` is the function's own image repository, if set."""
-    doc = yamldoc.load(release_path(folder, env), display)
+    doc = yamldoc.load(release_path(folder, env), display, root=folder)
     c = Checker(doc)
     if doc.value is None:
         c.fail((), "file is empty; 'image' is required")
@@ -43,8 +44,8 @@ def load_release(folder: str, env: str, fn_name: str, repository: str | None, di
     prev_image = _pinned(c, ("previous", "image"), prev.get("image"), fn_name, repository, required=bool(prev))
     prev_rev = c.typed(("previous", "revision"), prev.get("revision"), str)
     prev_src = c.mapping(("previous", "source"), prev.get("source"), SOURCE_KEYS)
-    if prev_rev is not None and (not units.DNS1035.fullmatch(prev_rev) or len(prev_rev) > 63):
-        c.fail(("previous", "revision"), f"'{prev_rev}' is not a revision name (DNS label, e.g. {fn_name}-1a2b3c4d)")
+    if prev_rev is not None and not units.is_dns1035(prev_rev):
+        c.fail(("previous", "revision"), f"'{shown(prev_rev)}' is not a revision name (DNS label, e.g. {fn_name}-1a2b3c4d)")
         prev_rev = None
     rollback_of = c.typed(("rollbackOf",), v.get("rollbackOf"), str)
     c.raise_if_any()
@@ -71,7 +72,7 @@ def _pinned(c: Checker, path, value, fn_name: str, repository: str | None, *, re
         return None
     if repository is not None:
         if ref.repository != repository:
-            c.fail(path, f"'{ref.repository}' is not this function's repository '{repository}'")
+            c.fail(path, f"'{shown(ref.repository)}' is not this function's repository '{repository}'")
             return None
     elif ref.repository.rsplit("/", 1)[-1] != fn_name:
         c.fail(path, f"'{ref.repository}' is not this function's repository (<registry>/{fn_name}); set 'image' in function.yaml if it lives elsewhere")

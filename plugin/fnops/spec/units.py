@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ..lazyre import LazyRe
 
-_DUR_PART = LazyRe(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION_CHARS = 32  # "1h30m15s500ms" is 13; anything longer is not a duration a person writes
 DNS1035 = LazyRe(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 DNS1123_LABEL = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # k8s.io/apimachinery resource.Quantity, the forms people write.
@@ -15,29 +15,75 @@ _QUANTITY = LazyRe(r"[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE
 
 
 def duration_seconds(value) -> float:
-    """'300ms', '30s', '5m', '1h30m' (Go duration syntax, units ms/s/m/h) -> seconds."""
+    """'300ms', '30s', '5m', '1h30m' (Go duration syntax, units ms/s/m/h) -> seconds.
+
+    One left-to-right pass over at most MAX_DURATION_CHARS characters: linear, whatever
+    the input (a regex rescanning digits made long inputs quadratic)."""
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {shown(value)}")
     text = value.strip()
+    if len(text) > MAX_DURATION_CHARS:
+        raise ValueError(f"'{shown(value)}' is not a duration: longer than {MAX_DURATION_CHARS} characters")
     if text == "0":
         return 0.0
-    pos, total = 0, 0.0
-    for m in _DUR_PART.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"'{value}' is not a duration (use e.g. 300ms, 30s, 5m, 1h30m)")
+    total = _duration(text)
+    if total is None:
+        raise ValueError(f"'{shown(value)}' is not a duration (use e.g. 300ms, 30s, 5m, 1h30m)")
     return total
+
+
+def _duration(text: str) -> float | None:
+    """Seconds in `text` (digits, optional fraction, unit; repeated), or None."""
+    if not text:
+        return None
+    i, n, total = 0, len(text), 0.0
+    while i < n:
+        start = i
+        while i < n and text[i].isascii() and text[i].isdigit():
+            i += 1
+        if i < n and text[i] == "." and i > start:
+            i += 1
+            frac = i
+            while i < n and text[i].isascii() and text[i].isdigit():
+                i += 1
+            if i == frac:
+                return None
+        if i == start:
+            return None
+        number = float(text[start:i])
+        if text.startswith("ms", i):
+            unit, i = "ms", i + 2
+        elif i < n and text[i] in "smh":
+            unit, i = text[i], i + 1
+        else:
+            return None
+        total += number * _UNIT_SECONDS[unit]
+    return total
+
+
+def shown(value) -> str:
+    """A value in an error message: bounded, one line."""
+    text = value if isinstance(value, str) else repr(value)
+    if not (text.isascii() and text.isprintable()):
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_dns1035(name, max_len: int = 63) -> bool:
+    """A DNS-1035 label (Kubernetes names): length first, so the pattern sees ≤ max_len."""
+    return isinstance(name, str) and 0 < len(name) <= max_len and DNS1035.fullmatch(name) is not None
+
+
+def is_dns1123_label(name, max_len: int = 63) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= max_len and DNS1123_LABEL.fullmatch(name) is not None
 
 
 def whole_seconds(value, lo: int, hi: int) -> int:
     s = duration_seconds(value)
     if s != int(s):
-        raise ValueError(f"'{value}' must be whole seconds")
+        raise ValueError(f"'{shown(value)}' must be whole seconds")
     if not lo <= s <= hi:
-        raise ValueError(f"'{value}' is out of range; allowed {_fmt_dur(lo)}–{_fmt_dur(hi)}")
+        raise ValueError(f"'{shown(value)}' is out of range; allowed {_fmt_dur(lo)}–{_fmt_dur(hi)}")
     return int(s)
 
 
@@ -53,37 +99,39 @@ def prom_duration(value) -> str:
     """A duration as Prometheus writes it ('for: 5m')."""
     s = duration_seconds(value)
     if s <= 0 or s != int(s):
-        raise ValueError(f"'{value}' must be a positive whole number of seconds, e.g. 5m")
+        raise ValueError(f"'{shown(value)}' must be a positive whole number of seconds, e.g. 5m")
     return _fmt_dur(int(s))
 
 
 def percent(value) -> float:
     """'1%' or 1 or 0.5 -> percent as a number in (0, 100)."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a percentage such as 1% or 0.5%, got {value!r}")
+        raise ValueError(f"expected a percentage such as 1% or 0.5%, got {shown(value)}")
+    if isinstance(value, str) and len(value) > MAX_DURATION_CHARS:
+        raise ValueError(f"'{shown(value)}' is not a percentage (write it like 1% or 0.5%)")
     if isinstance(value, str):
         text = value.strip()
         if not text.endswith("%"):
-            raise ValueError(f"'{value}' is not a percentage (write it like 1% or 0.5%)")
+            raise ValueError(f"'{shown(value)}' is not a percentage (write it like 1% or 0.5%)")
         try:
             num = float(text[:-1])
         except ValueError:
-            raise ValueError(f"'{value}' is not a percentage (write it like 1% or 0.5%)") from None
+            raise ValueError(f"'{shown(value)}' is not a percentage (write it like 1% or 0.5%)") from None
     elif isinstance(value, (int, float)):
         num = float(value)
     else:
-        raise ValueError(f"expected a percentage such as 1%, got {value!r}")
+        raise ValueError(f"expected a percentage such as 1%, got {shown(value)}")
     if not 0 < num < 100:
-        raise ValueError(f"'{value}' must be between 0% and 100% (exclusive)")
+        raise ValueError(f"'{shown(value)}' must be between 0% and 100% (exclusive)")
     return num
 
 
 def quantity(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"expected a Kubernetes quantity such as 100m or 128Mi, got {value!r}")
+        raise ValueError(f"expected a Kubernetes quantity such as 100m or 128Mi, got {shown(value)}")
     text = str(value)
-    if not _QUANTITY.fullmatch(text):
-        raise ValueError(f"'{text}' is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1Gi)")
+    if len(text) > 64 or not _QUANTITY.fullmatch(text):
+        raise ValueError(f"'{shown(text)}' is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1Gi)")
     return text
 
 

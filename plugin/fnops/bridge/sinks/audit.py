@@ -34,11 +34,11 @@ class AuditSink(Sink):
         self.path = os.path.join(data_dir, "audit-tree")
 
     def _tree(self) -> gitops.Git:
-        git = gitops.Git(self.path, self.cfg.token)
+        git = gitops.Git(self.path, self.cfg.token, self.cfg.repo)
         if not os.path.isdir(os.path.join(self.path, ".git")):
             os.makedirs(self.path, exist_ok=True)
             git.run("init", "--quiet")
-            git.run("remote", "add", "origin", self.cfg.repo)
+            git.run("remote", "add", "--", "origin", self.cfg.repo)
         p = git.run("fetch", "--quiet", "--no-tags", "origin",
                     f"+refs/heads/{self.cfg.audit_branch}:refs/remotes/origin/{self.cfg.audit_branch}", check=False)
         if p.returncode == 0:
