@@ -2,9 +2,13 @@
 """Events accepted per second by `fnops bridge serve` with the durable outbox
 (SQLite WAL, synchronous=FULL: each 202 comes after the commit), and accept latency
 percentiles. The bridge runs as a process on 127.0.0.1; Slack and GitHub are the local
-doubles from the tests, so the outbox worker delivers while the load runs.
+doubles from the tests, so the delivery lanes work while the load runs.
 
-    python benchmarks/bridge.py [--events 2000] [--clients 8]
+Then, with GitHub hanging (every request held 60 s; the bridge's timeout 30 s), the time
+from a degraded release's 202 to its Slack message and to its rollback commit: a slow
+sink must delay neither.
+
+    python benchmarks/bridge.py [--events 2000] [--clients 8] [--hung-runs 5]
 """
 
 from __future__ import annotations
@@ -31,7 +35,50 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--hung-runs", type=int, default=5)
     a = ap.parse_args()
+    accept_rate(a)
+    with_github_hanging(a.hung_runs)
+    return 0
+
+
+def with_github_hanging(runs: int) -> None:
+    import statistics
+    import subprocess
+
+    to_slack, to_rollback = [], []
+    for i in range(runs):
+        tmp = Path(tempfile.mkdtemp(prefix="fnops-bridge-hung-"))
+        b = Bridge(tmp, extra={"delivery": {"timeout": "30s"}})
+        b.start()
+        b.gh.hang = 60
+        try:
+            app = argocd_template.application("operation-finished", function="checkout", env="dev",
+                                              revision=b.revision, phase="Succeeded", health="Degraded")
+            code, _ = b.post("/v1/argocd", json.loads(argocd_template.render(app)))
+            t0 = time.perf_counter()
+            assert code == 202, code
+            slack = rollback = None
+            while time.perf_counter() - t0 < 30 and (slack is None or rollback is None):
+                if slack is None and b.slack.top_level():
+                    slack = time.perf_counter() - t0
+                if rollback is None:
+                    log = subprocess.run(["git", "log", "-1", "--format=%s", "main"], cwd=b.origin,
+                                         capture_output=True, text=True).stdout
+                    if log.startswith("fnops: roll back"):
+                        rollback = time.perf_counter() - t0
+                time.sleep(0.02)
+            to_slack.append(slack if slack is not None else float("inf"))
+            to_rollback.append(rollback if rollback is not None else float("inf"))
+        finally:
+            b.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"github hanging ({runs} runs): accept→Slack median {statistics.median(to_slack):.2f} s "
+          f"(max {max(to_slack):.2f}), accept→rollback commit median {statistics.median(to_rollback):.2f} s "
+          f"(max {max(to_rollback):.2f})")
+
+
+def accept_rate(a) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fnops-bridge-bench-"))
     b = Bridge(tmp)
     b.start()
@@ -41,7 +88,7 @@ def main() -> int:
         base = json.loads(argocd_template.render(app))
         bodies = []
         for i in range(a.events):
-            body = dict(base, operationRevision=f"{i:040x}")  # distinct revisions: no folding
+            body = dict(base, app=f"checkout-dev-{i}")  # distinct events (no folding), each delivered for real
             bodies.append(json.dumps(body).encode())
         latencies: list[float] = []
         lock = threading.Lock()
@@ -78,7 +125,6 @@ def main() -> int:
     finally:
         b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

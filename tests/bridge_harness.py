@@ -27,7 +27,7 @@ NEW_IMAGE = "ghcr.io/acme/functions/checkout:sha-1a2b3c4@sha256:" + "b" * 64
 
 
 class Bridge:
-    def __init__(self, tmp_path, *, slack_channels=("C0DEPLOYS", "C0TEAM"), bake="15m"):
+    def __init__(self, tmp_path, *, slack_channels=("C0DEPLOYS", "C0TEAM"), bake="15m", extra=None, env=None):
         self.tmp = tmp_path
         self.origin = make_origin(tmp_path)
         work = clone(self.origin, tmp_path / "dev-clone")
@@ -44,19 +44,21 @@ class Bridge:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = tmp_path / "data"
         self.config = tmp_path / "bridge.yaml"
-        self.config.write_text(yaml.safe_dump({
+        self.config.write_text(yaml.safe_dump(_merge({
             "listen": f"127.0.0.1:{self.port}",
             "auth": {"bearerTokenEnv": "FNOPS_BRIDGE_TOKEN", "hmacSecretEnv": "FNOPS_BRIDGE_HMAC"},
             "store": f"sqlite:///{self.data}/bridge.db",
             "gitops": {"repo": f"file://{self.origin}", "branch": "main", "auditBranch": "fnops-audit",
                        "githubRepo": "acme/functions"},
-            "slack": {"tokenEnv": "SLACK_BOT_TOKEN", "defaultChannel": "#deploys", "baseUrl": self.slack.url + "/api/"},
+            "slack": {"tokenEnv": "SLACK_BOT_TOKEN", "defaultChannel": "#deploys", "baseUrl": self.slack.url + "/api/",
+                      "allowedChannels": ["#deploys", "#checkout", "#team-*"]},
+            "argocd": {"url": "https://argocd.example.com"},
             "github": {"tokenEnv": "GITHUB_TOKEN", "baseUrl": self.gh.url},
             "rollback": {"bakeTime": bake},
-        }))
+        }, extra or {})))
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "GITHUB_"))},
                     "FNOPS_BRIDGE_TOKEN": TOKEN, "FNOPS_BRIDGE_HMAC": HMAC_SECRET, "SLACK_BOT_TOKEN": "xoxb-bridge",
-                    "GITHUB_TOKEN": "ghp_bridge"}
+                    "GITHUB_TOKEN": "ghp_bridge", **(env or {})}
         self.proc = None
         self.log = None
 
@@ -125,7 +127,7 @@ class Bridge:
         raise AssertionError(f"timed out waiting for {what}\n--- bridge log ---\n{self.logs()[-3000:]}")
 
     def pending(self) -> int:
-        return sum(int(line.rsplit(" ", 1)[1]) for line in self.metrics().splitlines()
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in self.metrics().splitlines()
                    if line.startswith("fnops_bridge_deliveries{") and 'state="pending"' in line)
 
     def audit_lines(self) -> list[dict]:
@@ -135,6 +137,13 @@ class Bridge:
         for path in p.stdout.split():
             out += [json.loads(x) for x in git(self.origin, "show", f"fnops-audit:{path}").splitlines() if x]
         return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def python():

@@ -124,7 +124,13 @@ class GitHubDouble(LoopbackServer):
         self.deployment_statuses: list[dict] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.hang = 0.0  # seconds every request waits before it is answered (a hanging GitHub)
+        self._released = threading.Event()
         super().__init__(self._handler())
+
+    def __exit__(self, *exc):
+        self._released.set()  # hanging requests end with the double
+        return super().__exit__(*exc)
 
     # -- answers -------------------------------------------------------------------
     def _urls(self, obj):
@@ -133,6 +139,8 @@ class GitHubDouble(LoopbackServer):
         return json.loads(text)
 
     def handle(self, method, path, query, body, headers):
+        if self.hang:
+            self._released.wait(self.hang)
         auth = headers.get("authorization", "")
         if auth not in (f"token {self.token}", f"Bearer {self.token}"):
             return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}

@@ -26,7 +26,7 @@ def test_template_renders_valid_json_the_bridge_accepts(sample):
     ev = from_argocd(body)
     assert (ev["function"], ev["environment"], ev["kind"], ev["revision"]) == ("hello", "prod", "sync-failed", "c" * 40)
     assert ev["message"] == 'hook "db-migrate" failed:\n\ttimeout'
-    assert ev["argocdUrl"] == "https://argocd.example.com" and ev["namespace"] == "functions-prod"
+    assert "argocdUrl" not in ev and ev["namespace"] == "functions-prod"  # links come from the bridge's config
 
 
 def test_rollback_operations_are_marked():
@@ -72,7 +72,7 @@ def test_example_config_checks_with_its_env(monkeypatch):
     path = os.path.join(ROOT, "notifications", "bridge-config.yaml")
     r = CliRunner().invoke(cli, ["bridge", "check-config", path])
     assert r.exit_code == 2
-    assert "bridge-config.yaml:4:24: auth.bearerTokenEnv: environment variable FNOPS_BRIDGE_TOKEN is not set" in r.output
+    assert "bridge-config.yaml:6:24: auth.bearerTokenEnv: environment variable FNOPS_BRIDGE_TOKEN is not set" in r.output
     for k in ("FNOPS_BRIDGE_TOKEN", "FNOPS_BRIDGE_HMAC", "GITOPS_TOKEN", "SLACK_BOT_TOKEN", "GITHUB_TOKEN"):
         monkeypatch.setenv(k, "set")
     r = CliRunner().invoke(cli, ["bridge", "check-config", path])
@@ -82,13 +82,13 @@ def test_example_config_checks_with_its_env(monkeypatch):
 def test_bad_config_lines(tmp_path, monkeypatch):
     monkeypatch.setenv("T", "x")
     p = tmp_path / "c.yaml"
-    p.write_text("listen: nowhere\nauth: {bearerTokenEnv: T}\nstore: postgres://x\n"
+    p.write_text("listen: nowhere\nauth: {bearerTokenEnv: T}\nstore: redis://x\n"
                  "gitops: {repo: x, branch: main, auditBranch: main}\nrollback: {bakeTime: forever}\nslak: {}\n")
     r = CliRunner().invoke(cli, ["bridge", "check-config", str(p)])
     assert r.exit_code == 2
     out = r.output
     assert f"{p}:1:9: listen: 'nowhere' is not host:port" in out
-    assert f"{p}:3:8: store: 'postgres://x' is not supported" in out
+    assert f"{p}:3:8: store: 'redis://x' is not supported" in out
     assert f"{p}:4:46: gitops.auditBranch: must differ from the branch Argo CD watches" in out
     assert f"{p}:5:22: rollback.bakeTime: 'forever' is not a duration" in out
     assert f"{p}:6:1: slak: unknown key; did you mean 'slack'?" in out

@@ -85,131 +85,211 @@ def _fail(path: str, mark, message: str) -> SpecError:
     return SpecError([Problem(path, line, col, message)])
 
 
+_EXPANDS = "(alias/anchor expansion is bounded); write the values out"
+
+
+class _Frame:
+    """An open sequence or mapping while its events stream by."""
+
+    __slots__ = ("kind", "value", "path", "anchor", "mark", "log_start", "nodes", "bytes", "height",
+                 "key", "key_mark", "merging", "merged")
+
+    def __init__(self, kind, value, path, anchor, mark, log_start, nodes, nbytes):
+        self.kind, self.value, self.path, self.anchor, self.mark = kind, value, path, anchor, mark
+        self.log_start, self.nodes, self.bytes, self.height = log_start, nodes, nbytes, 0
+        self.key = None  # mapping: the key waiting for its value (None: a key comes next)
+        self.key_mark = None
+        self.merging = False  # the pending key is `<<`
+        self.merged: list = []  # mappings to merge in after the frame's own keys
+
+
 class _Builder:
+    """Plain values from the parser's event stream in one pass, with an explicit stack.
+
+    Nothing recurses, so depth is checked as it grows; an alias reuses the value its anchor
+    built and is charged what that anchor expanded to (nodes, bytes, height), so every bound
+    holds after expansion without expanding twice."""
+
     def __init__(self, path: str):
         self.path = path
-        self.count = 0
+        self.nodes = 0
         self.bytes = 0
         self.marks: dict = {}
         self.key_marks: dict = {}
+        self.log: list = []  # (is_key, path, mark): what an anchor copies to its aliases
+        self.anchors: dict = {}  # name -> (value, path, marks, nodes, bytes, height)
         self._scalar = yaml.constructor.SafeConstructor()  # its scalar constructors only
+        self._resolver = yaml.resolver.Resolver()
 
-    def build(self, node, p: Path, depth: int):
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _fail(
-                self.path,
-                node.start_mark,
-                f"document expands to more than {MAX_NODES} nodes "
-                "(alias/anchor expansion is bounded); write the values out",
-            )
-        if depth > MAX_DEPTH:
-            raise _fail(self.path, node.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
-        self.marks.setdefault(p, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.ScalarNode):
-            self.bytes += len(node.value)
-            if self.bytes > MAX_EXPANDED_BYTES:
-                raise _fail(self.path, node.start_mark, f"document expands to more than {MAX_EXPANDED_BYTES // 1024} KiB "
-                            "of values (alias/anchor expansion is bounded); write the values out")
-            return self._scalar_value(node)
-        if isinstance(node, yaml.SequenceNode):
-            self._check_tag(node, _SEQ)
-            return [self.build(n, p + (i,), depth + 1) for i, n in enumerate(node.value)]
-        self._check_tag(node, _MAP)
-        return self._mapping(node, p, depth)
+    def _mark(self, ev) -> tuple[int, int]:
+        return (ev.start_mark.line + 1, ev.start_mark.column + 1)
 
-    def _mapping(self, node, p: Path, depth: int) -> dict:
-        out: dict = {}
-        merged: dict = {}
-        for knode, vnode in node.value:
-            if knode.tag == _MERGE:
-                for src in vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]:
-                    if not isinstance(src, yaml.MappingNode):
-                        raise _fail(self.path, src.start_mark, "'<<' merges only mappings")
-                    for k, v in self._mapping(src, p, depth).items():
-                        merged.setdefault(k, v)
+    def _charge(self, ev, nodes: int, nbytes: int) -> None:
+        self.nodes += nodes
+        self.bytes += nbytes
+        if self.nodes > MAX_NODES:
+            raise _fail(self.path, ev.start_mark, f"document has more than {MAX_NODES} values {_EXPANDS}")
+        if self.bytes > MAX_EXPANDED_BYTES:
+            raise _fail(self.path, ev.start_mark,
+                        f"document expands to more than {MAX_EXPANDED_BYTES // 1024} KiB of values {_EXPANDS}")
+
+    def _place(self, path: Path, mark) -> None:
+        self.marks.setdefault(path, mark)
+        self.log.append((False, path, mark))
+
+    def build(self, events):
+        stack: list = []
+        result = None
+        docs = 0
+        for ev in events:
+            kind = type(ev)
+            if kind is yaml.DocumentStartEvent:
+                docs += 1
+                if docs > 1:
+                    raise _fail(self.path, ev.start_mark, "expected one YAML document, found several")
                 continue
-            if not isinstance(knode, yaml.ScalarNode):
-                raise _fail(self.path, knode.start_mark, "mapping keys must be plain scalars")
-            self.bytes += len(knode.value)
-            key = self._scalar_value(knode)
-            if not isinstance(key, str):
-                key = knode.value  # `1: x` or `on: x` keep the text as written
-            if key in out:
-                raise _fail(self.path, knode.start_mark, f"duplicate key '{key}'")
-            self.key_marks[p + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-            out[key] = self.build(vnode, p + (key,), depth + 1)
-        for k, v in merged.items():
-            out.setdefault(k, v)
-        return out
+            if kind in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
+                continue
+            top = stack[-1] if stack else None
+            if top is not None and top.kind == "map" and top.key is None and kind is not yaml.MappingEndEvent:
+                self._key(top, ev)  # the event is the next key of an open mapping
+                continue
+            path = () if top is None else (top.path + ((len(top.value),) if top.kind == "seq" else (top.key,)))
+            if kind is yaml.ScalarEvent:
+                if len(ev.value) > MAX_SCALAR_BYTES:
+                    raise _fail(self.path, ev.start_mark, f"value longer than {MAX_SCALAR_BYTES // 1024} KiB")
+                self._charge(ev, 1, len(ev.value))
+                self._place(path, self._mark(ev))
+                value = self._scalar_value(ev)
+                done = (value, 1, len(ev.value), 0)
+                if ev.anchor:
+                    self.anchors[ev.anchor] = (value, path, [], 1, len(ev.value), 0)
+            elif kind is yaml.AliasEvent:
+                if ev.anchor not in self.anchors:
+                    raise _fail(self.path, ev.start_mark, f"unknown alias '*{ev.anchor}'")
+                value, apath, amarks, nodes, nbytes, height = self.anchors[ev.anchor]
+                if len(stack) + height > MAX_DEPTH:
+                    raise _fail(self.path, ev.start_mark, f"nesting deeper than {MAX_DEPTH} levels {_EXPANDS}")
+                self._charge(ev, nodes, nbytes)
+                self._place(path, self._mark(ev))
+                for is_key, sub, mark in amarks:  # errors inside aliased values point at the anchor
+                    target = path + sub[len(apath):]
+                    (self.key_marks.__setitem__ if is_key else self.marks.setdefault)(target, mark)
+                done = (value, nodes, nbytes, height)
+            elif kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                want = _SEQ if kind is yaml.SequenceStartEvent else _MAP
+                tag = ev.tag if ev.tag not in (None, "!") else want
+                if tag != want:
+                    raise _fail(self.path, ev.start_mark, f"tag '{tag}' is not allowed (plain YAML only)")
+                if len(stack) + 1 > MAX_DEPTH:
+                    raise _fail(self.path, ev.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
+                self._charge(ev, 1, 0)
+                self._place(path, self._mark(ev))
+                stack.append(_Frame("seq" if want == _SEQ else "map", [] if want == _SEQ else {}, path, ev.anchor,
+                                    ev.start_mark, len(self.log) - 1, self.nodes - 1, self.bytes))
+                continue
+            else:  # SequenceEndEvent / MappingEndEvent: the frame is complete
+                frame = stack.pop()
+                if frame.kind == "map":
+                    for src in frame.merged:
+                        for k, v in src.items():
+                            frame.value.setdefault(k, v)
+                nodes, nbytes, height = self.nodes - frame.nodes, self.bytes - frame.bytes, frame.height + 1
+                if frame.anchor:
+                    self.anchors[frame.anchor] = (frame.value, frame.path, self.log[frame.log_start:], nodes, nbytes,
+                                                  height)
+                value, done = frame.value, (frame.value, nodes, nbytes, height)
+                path = frame.path
+                top = stack[-1] if stack else None
+            if top is None:
+                result = done[0]
+            else:
+                self._attach(top, done, ev)
+        return result
 
-    def _check_tag(self, node, want: str) -> None:
-        if node.tag != want:
-            raise _fail(
-                self.path, node.start_mark, f"tag '{node.tag}' is not allowed (plain YAML only)"
-            )
+    def _key(self, frame: _Frame, ev) -> None:
+        if type(ev) is not yaml.ScalarEvent:
+            raise _fail(self.path, ev.start_mark, "mapping keys must be plain scalars")
+        if len(ev.value) > MAX_SCALAR_BYTES:
+            raise _fail(self.path, ev.start_mark, f"value longer than {MAX_SCALAR_BYTES // 1024} KiB")
+        self._charge(ev, 0, len(ev.value))
+        tag = self._tag(ev)
+        if tag == _MERGE:
+            frame.merging, frame.key, frame.key_mark = True, "<<", self._mark(ev)
+            return
+        key = self._scalar_value(ev)
+        if not isinstance(key, str):
+            key = ev.value  # `1: x` or `on: x` keep the text as written
+        if key in frame.value:
+            raise _fail(self.path, ev.start_mark, f"duplicate key '{shown_key(key)}'")
+        frame.key, frame.key_mark, frame.merging = key, self._mark(ev), False
+        kp = frame.path + (key,)
+        self.key_marks[kp] = frame.key_mark
+        self.log.append((True, kp, frame.key_mark))
 
-    def _scalar_value(self, node):
-        tag = node.tag
+    def _attach(self, frame: _Frame, done, ev) -> None:
+        value, _, _, height = done
+        frame.height = max(frame.height, height)
+        if frame.kind == "seq":
+            frame.value.append(value)
+            return
+        if frame.merging:
+            sources = value if isinstance(value, list) else [value]
+            for src in sources:
+                if not isinstance(src, dict):
+                    line, col = frame.key_mark
+                    raise SpecError([Problem(self.path, line, col, "'<<' merges only mappings")])
+            frame.merged.extend(sources)
+            self.marks.pop(frame.path + ("<<",), None)
+        else:
+            frame.value[frame.key] = value
+        frame.key, frame.merging = None, False
+
+    def _tag(self, ev) -> str:
+        if ev.tag is None or ev.tag == "!":
+            return self._resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+        return ev.tag
+
+    def _scalar_value(self, ev):
+        tag = self._tag(ev)
         if tag not in _SCALARS:
-            raise _fail(
-                self.path, node.start_mark, f"tag '{tag}' is not allowed (plain YAML only)"
-            )
+            raise _fail(self.path, ev.start_mark, f"tag '{tag}' is not allowed (plain YAML only)")
         if tag in (_STR, "tag:yaml.org,2002:timestamp"):
-            return node.value
+            return ev.value
+        if tag == "tag:yaml.org,2002:null":
+            return None
+        node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark)
         ctor = self._scalar
         if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-            if len(node.value) > MAX_NUMBER_CHARS:
-                raise _fail(self.path, node.start_mark, f"number longer than {MAX_NUMBER_CHARS} characters; "
+            if len(ev.value) > MAX_NUMBER_CHARS:
+                raise _fail(self.path, ev.start_mark, f"number longer than {MAX_NUMBER_CHARS} characters; "
                             "quote it if it is text")
             try:
                 if tag == "tag:yaml.org,2002:int":
                     return ctor.construct_yaml_int(node)
                 return ctor.construct_yaml_float(node)
             except ValueError:
-                raise _fail(self.path, node.start_mark, "not a number YAML can read; quote it if it is text") from None
-        if tag == "tag:yaml.org,2002:bool":
-            return ctor.construct_yaml_bool(node)
-        return None
+                raise _fail(self.path, ev.start_mark, "not a number YAML can read; quote it if it is text") from None
+        return ctor.construct_yaml_bool(node)
 
 
-def _check_events(text: str, path: str) -> None:
-    """One linear pass over the parser's events: bounded depth, scalars and nodes — before
-    the (recursive) composer ever sees the document."""
-    depth = nodes = 0
-    for ev in yaml.parse(text, Loader=_Loader):
-        kind = type(ev)
-        if kind is yaml.ScalarEvent:
-            nodes += 1
-            if len(ev.value) > MAX_SCALAR_BYTES:
-                raise _fail(path, ev.start_mark, f"value longer than {MAX_SCALAR_BYTES // 1024} KiB")
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            nodes += 1
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _fail(path, ev.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-            depth -= 1
-        if nodes > MAX_NODES:
-            raise _fail(path, ev.start_mark, f"more than {MAX_NODES} values in one file")
+def shown_key(key: str) -> str:
+    text = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def loads(text: str, path: str) -> Doc:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([Problem(path, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+    b = _Builder(path)
     try:
-        _check_events(text, path)
-        node = yaml.compose(text, Loader=_Loader)
+        value = b.build(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as e:
-        if "another document" in str(e.problem or "") or "more than one document" in str(e.problem or ""):
-            raise _fail(path, e.problem_mark, "expected one YAML document, found several") from None
         raise _fail(path, e.problem_mark, f"invalid YAML: {e.problem}") from None
     except yaml.YAMLError as e:  # reader errors: bad bytes
         raise SpecError([Problem(path, 1, 1, f"invalid YAML: {str(e).splitlines()[0][:200]}")]) from None
-    if node is None:
+    if value is None and not b.marks:
         return Doc(path, None)
-    b = _Builder(path)
-    value = b.build(node, (), 0)
     return Doc(path, value, b.marks, b.key_marks)
 
 

@@ -1,9 +1,11 @@
 """The bridge's HTTP surface as a bare ASGI app (served by uvicorn).
 
-POST /v1/argocd and /v1/alertmanager: authenticated (bearer or HMAC, constant-time),
-body size capped, the event committed to the outbox *before* 202. Unknown JSON fields are
-ignored; a missing required one is a 400 that names it. A repeat of an event already
-accepted is answered 200 and stored nothing.
+POST /v1/argocd and /v1/alertmanager: authenticated (bearer or HMAC, constant-time; each
+door may have its own token), body size capped, strict JSON with typed and bounded fields
+(`door`), the event committed to the outbox *before* 202. Unknown JSON fields are ignored;
+a missing or mistyped one is a 400 that names it (never echoing its value). A repeat of an
+event already accepted is answered 200 and stores nothing. When the outbox holds more
+undelivered events than `retention.maxPendingEvents`, new ones get 503 (the senders retry).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hmac
 import json
 import logging
 
-from . import events
+from . import door, events
 
 log = logging.getLogger("fnops.bridge")
 
@@ -23,6 +25,7 @@ class BridgeApp:
     def __init__(self, config, store, metrics, sinks_for, wake):
         self.config, self.store, self.metrics, self.sinks_for, self.wake = config, store, metrics, sinks_for, wake
         self.ready = lambda: True
+        self._pending = (0, -1.0)  # (undelivered events, when counted): backpressure, refreshed each second
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -37,8 +40,7 @@ class BridgeApp:
             return
         path, method = scope["path"], scope["method"]
         status, ctype, body = await self.route(scope, receive, path, method)
-        self.metrics.inc("fnops_bridge_http_requests_total", path=path if path.startswith("/v1/") or path in (
-            "/healthz", "/readyz", "/metrics") else "other", code=str(status))
+        self.metrics.request(path, status)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -47,11 +49,11 @@ class BridgeApp:
         if path == "/healthz":
             return 200, "text/plain", b"ok\n"
         if path == "/readyz":
-            ok = self.ready()
+            ok = await asyncio.get_running_loop().run_in_executor(None, self.ready)
             return (200, "text/plain", b"ready\n") if ok else (503, "text/plain", b"not ready\n")
         if path == "/metrics":
-            text = await asyncio.get_running_loop().run_in_executor(None, self.metrics.render, self.store)
-            return 200, "text/plain; version=0.0.4", text.encode()
+            text = await asyncio.get_running_loop().run_in_executor(None, self.metrics.render)
+            return 200, "text/plain; version=0.0.4; charset=utf-8", text
         if path not in ("/v1/argocd", "/v1/alertmanager"):
             return _json(404, {"error": "not found"})
         if method != "POST":
@@ -68,34 +70,48 @@ class BridgeApp:
                 return _json(413, {"error": f"body larger than {self.config.max_body} bytes"})
             if not msg.get("more_body"):
                 break
-        if not self.authorized(headers, raw):
-            self.metrics.inc("fnops_bridge_unauthorized_total")
+        source = path.rsplit("/", 1)[1]
+        if not self.authorized(headers, raw, source):
+            self.metrics.unauthorized.inc()
             return _json(401, {"error": "unauthorized"})
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _json(400, {"error": "body is not valid JSON"})
-        source = path.rsplit("/", 1)[1]
-        try:
+            body = door.parse(raw)
             evs = [events.from_argocd(body)] if source == "argocd" else events.from_alertmanager(body)
-        except events.BadPayload as e:
+        except door.BadPayload as e:
             return _json(400, {"error": str(e)})
         except events.UnknownApp as e:
             return _json(422, {"error": str(e)})
         if not evs:
             return _json(200, {"ignored": "no alert carries fnops_function and fnops_environment"})
-        results = await asyncio.get_running_loop().run_in_executor(None, self.store.accept, evs, self.sinks_for)
+        loop = asyncio.get_running_loop()
+        try:
+            if await loop.run_in_executor(None, self._pending_events) >= self.config.retention.max_pending_events:
+                return _json(503, {"error": "outbox full; retry later"})
+            results = await loop.run_in_executor(None, self.store.accept, evs, self.sinks_for)
+        except Exception:
+            log.exception("outbox unavailable; event not accepted")
+            return _json(503, {"error": "outbox unavailable; retry later"})
         new = [eid for eid, fresh in results if fresh]
-        self.metrics.inc("fnops_bridge_events_accepted_total", len(new), source=source)
-        self.metrics.inc("fnops_bridge_events_duplicate_total", len(results) - len(new), source=source)
+        self.metrics.accepted.labels(source).inc(len(new))
+        self.metrics.duplicates.labels(source).inc(len(results) - len(new))
         if not new:
             return _json(200, {"duplicate": True, "events": [eid for eid, _ in results]})
         self.wake()
         return _json(202, {"accepted": new})
 
-    def authorized(self, headers: dict, raw: bytes) -> bool:
+    def _pending_events(self) -> int:
+        """The count is a scan of the outbox; one a second bounds the store without costing each POST."""
+        import time
+
+        count, at = self._pending
+        if time.monotonic() - at > 1.0:
+            count, at = self.store.pending_events(), time.monotonic()
+        self._pending = (count + 1, at)  # counting what this request is about to add
+        return count
+
+    def authorized(self, headers: dict, raw: bytes, source: str) -> bool:
         ok = False
-        token = self.config.token
+        token = self.config.tokens.get(source) or self.config.token
         auth = headers.get("authorization", "")
         if token and auth.startswith("Bearer "):
             ok |= hmac.compare_digest(auth[7:].encode(), token.encode())

@@ -10,14 +10,19 @@ from .. import yamldoc
 from ..errors import Problem, SpecError
 from ..spec import units
 from ..spec.check import Checker
+from .events import SLO_ALERTS
 
-Config = namedtuple("Config", "path host port token hmac_secret store_path max_body gitops slack github rollback")
+Config = namedtuple("Config", "path host port token hmac_secret store_url max_body gitops slack github rollback "
+                               "tokens argocd_url delivery retention data_dir")
 GitOps = namedtuple("GitOps", "repo branch audit_branch token functions_dir github_repo")
-Slack = namedtuple("Slack", "token default_channel base_url")
-GitHub = namedtuple("GitHub", "token base_url")
-Rollback = namedtuple("Rollback", "bake_seconds")
+Slack = namedtuple("Slack", "token default_channel base_url allowed_channels")
+GitHub = namedtuple("GitHub", "token base_url allowed_repos min_write_interval")
+Rollback = namedtuple("Rollback", "bake_seconds alert_names alert_namespaces")
+Delivery = namedtuple("Delivery", "max_attempts max_backoff timeout")
+Retention = namedtuple("Retention", "done_after max_pending_events")
 
-TOP = ("listen", "auth", "store", "maxBodyBytes", "gitops", "slack", "github", "rollback")
+TOP = ("listen", "auth", "store", "dataDir", "maxBodyBytes", "gitops", "slack", "github", "rollback", "argocd", "delivery",
+       "retention")
 
 
 def _env(c: Checker, path, name, *, required: bool):
@@ -42,14 +47,29 @@ def load(path: str) -> Config:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         c.fail(("listen",), f"'{listen}' is not host:port (e.g. 0.0.0.0:8080)")
         port = "0"
-    auth = c.mapping(("auth",), v.get("auth"), ("bearerTokenEnv", "hmacSecretEnv"))
+    auth = c.mapping(("auth",), v.get("auth"), ("bearerTokenEnv", "hmacSecretEnv", "argocdTokenEnv",
+                                                "alertmanagerTokenEnv"))
     if not auth:
         c.fail(("auth",), "is required: bearerTokenEnv and/or hmacSecretEnv (every POST is authenticated)")
     token = _env(c, ("auth", "bearerTokenEnv"), auth.get("bearerTokenEnv"), required=True)
     hmac_secret = _env(c, ("auth", "hmacSecretEnv"), auth.get("hmacSecretEnv"), required=True)
+    # Each door may have its own token, so Alertmanager's cannot post Argo CD events.
+    tokens = {"argocd": _env(c, ("auth", "argocdTokenEnv"), auth.get("argocdTokenEnv"), required=True),
+              "alertmanager": _env(c, ("auth", "alertmanagerTokenEnv"), auth.get("alertmanagerTokenEnv"),
+                                   required=True)}
     store = c.typed(("store",), v.get("store", "sqlite:///var/lib/fnops/bridge.db"), str) or ""
-    if not store.startswith("sqlite:///"):
-        c.fail(("store",), f"'{store}' is not supported; use sqlite:///<path> (a volume that survives restarts)")
+    if not store.startswith(("sqlite:///", "postgresql://", "postgres://", "env:")):
+        c.fail(("store",), f"'{store}' is not supported; use sqlite:///<path> (a volume that survives restarts), "
+                           "or env:VAR naming a variable that holds a postgresql:// DSN")
+    if store.startswith(("postgresql://", "postgres://")) and "@" in store:
+        c.fail(("store",), "a DSN with credentials does not belong in the config; use env:VAR")
+    if store.startswith("env:"):
+        dsn = _env(c, ("store",), store[4:], required=True) or ""
+        if dsn and not dsn.startswith(("postgresql://", "postgres://")):
+            c.fail(("store",), f"{store[4:]} must hold a postgresql:// DSN")
+        store = dsn or store
+    default_dir = os.path.dirname(store[len("sqlite://"):]) if store.startswith("sqlite:///") else "/var/lib/fnops"
+    data_dir = c.typed(("dataDir",), v.get("dataDir", default_dir), str) or default_dir
     max_body = c.integer(("maxBodyBytes",), v.get("maxBodyBytes", 1 << 20), 1024, 64 << 20) or (1 << 20)
     g = c.mapping(("gitops",), v.get("gitops"), ("repo", "branch", "auditBranch", "tokenEnv", "functionsDir",
                                                  "githubRepo"))
@@ -62,26 +82,56 @@ def load(path: str) -> Config:
                     c.typed(("gitops", "githubRepo"), g.get("githubRepo"), str))
     if gitops.branch and gitops.branch == gitops.audit_branch:
         c.fail(("gitops", "auditBranch"), "must differ from the branch Argo CD watches")
-    s = c.mapping(("slack",), v.get("slack"), ("tokenEnv", "defaultChannel", "baseUrl"))
+    s = c.mapping(("slack",), v.get("slack"), ("tokenEnv", "defaultChannel", "baseUrl", "allowedChannels"))
     slack = None
     if s:
-        slack = Slack(_env(c, ("slack", "tokenEnv"), s.get("tokenEnv"), required=True),
-                      c.typed(("slack", "defaultChannel"), s.get("defaultChannel"), str),
-                      c.typed(("slack", "baseUrl"), s.get("baseUrl"), str))
+        default = c.typed(("slack", "defaultChannel"), s.get("defaultChannel"), str)
+        # A function's repo names its channel (notify.slack); only these may be used.
+        allowed = c.string_list(("slack", "allowedChannels"), s.get("allowedChannels")) or ((default,) if default else ())
+        slack = Slack(_env(c, ("slack", "tokenEnv"), s.get("tokenEnv"), required=True), default,
+                      c.typed(("slack", "baseUrl"), s.get("baseUrl"), str), tuple(allowed))
         if not s.get("tokenEnv"):
             c.fail(("slack",), "'tokenEnv' is required")
-    gh = c.mapping(("github",), v.get("github"), ("tokenEnv", "baseUrl"))
+    gh = c.mapping(("github",), v.get("github"), ("tokenEnv", "baseUrl", "allowedRepos", "minWriteInterval"))
     github = None
     if gh:
+        org = (gitops.github_repo or _owner_of(gitops.repo or "") or "").split("/")[0]
+        allowed = c.string_list(("github", "allowedRepos"), gh.get("allowedRepos")) or ((f"{org}/*",) if org else ())
+        pace = c.parsed(("github", "minWriteInterval"), gh.get("minWriteInterval", "1s"), units.duration_seconds)
         github = GitHub(_env(c, ("github", "tokenEnv"), gh.get("tokenEnv"), required=True),
-                        c.typed(("github", "baseUrl"), gh.get("baseUrl"), str))
+                        c.typed(("github", "baseUrl"), gh.get("baseUrl"), str), tuple(allowed),
+                        1.0 if pace is None else pace)
         if not gh.get("tokenEnv"):
             c.fail(("github",), "'tokenEnv' is required")
-    rb = c.mapping(("rollback",), v.get("rollback"), ("bakeTime",))
+    rb = c.mapping(("rollback",), v.get("rollback"), ("bakeTime", "alertNames", "alertNamespaces"))
     bake = c.parsed(("rollback", "bakeTime"), rb.get("bakeTime", "15m"), units.whole_seconds, 0, 7 * 86400)
+    alert_names = c.string_list(("rollback", "alertNames"), rb.get("alertNames")) or SLO_ALERTS
+    alert_namespaces = c.string_list(("rollback", "alertNamespaces"), rb.get("alertNamespaces"))
+    a = c.mapping(("argocd",), v.get("argocd"), ("url",))
+    argocd_url = c.typed(("argocd", "url"), a.get("url"), str)
+    if argocd_url and not argocd_url.startswith("https://") and not argocd_url.startswith("http://"):
+        c.fail(("argocd", "url"), "must be an http(s) URL of the Argo CD UI")
+    d = c.mapping(("delivery",), v.get("delivery"), ("maxAttempts", "maxBackoff", "timeout"))
+    delivery = Delivery(c.integer(("delivery", "maxAttempts"), d.get("maxAttempts", 12), 1, 1000) or 12,
+                        c.parsed(("delivery", "maxBackoff"), d.get("maxBackoff", "5m"), units.whole_seconds, 1, 86400)
+                        or 300,
+                        c.parsed(("delivery", "timeout"), d.get("timeout", "15s"), units.whole_seconds, 1, 600) or 15)
+    r = c.mapping(("retention",), v.get("retention"), ("doneAfter", "maxPendingEvents"))
+    retention = Retention(
+        c.parsed(("retention", "doneAfter"), r.get("doneAfter", "168h"), units.whole_seconds, 60, 366 * 86400)
+        or 7 * 86400,
+        c.integer(("retention", "maxPendingEvents"), r.get("maxPendingEvents", 100_000), 10) or 100_000)
     c.raise_if_any()
-    return Config(path, host, int(port), token, hmac_secret, store[len("sqlite:///") - 1:], max_body, gitops, slack,
-                  github, Rollback(bake if bake is not None else 900))
+    return Config(path, host, int(port), token, hmac_secret, store, max_body, gitops, slack, github,
+                  Rollback(bake if bake is not None else 900, tuple(alert_names), tuple(alert_namespaces)),
+                  tokens, argocd_url.rstrip("/") if argocd_url else None, delivery, retention, data_dir)
+
+
+def _owner_of(url: str) -> str | None:
+    """acme from https://github.com/acme/functions.git or git@github.com:acme/functions."""
+    path = url.split("://", 1)[1].split("/", 1)[-1] if "://" in url else url.split(":", 1)[-1]
+    parts = [p for p in path.split("/") if p]
+    return parts[0] if len(parts) >= 2 else None
 
 
 def check(path: str) -> list[Problem]:

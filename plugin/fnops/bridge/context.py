@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import PermanentError
 from .correlate import Mirror, release_info
 
 
@@ -19,11 +20,18 @@ class Context:
             return event["release"]
         cached = self.store.get("release", event["key"])
         if cached is not None:
+            if "error" in cached:  # every sink of the event gets the same answer, without asking Git again
+                raise PermanentError(cached["error"])
             return cached or None
-        info = release_info(self.mirror, event["function"], event["environment"], event.get("revision", ""))
+        # An alert names no revision: it is about what runs now, so read the tip as it is now.
+        revision = event.get("revision", "")
+        try:
+            info = release_info(self.mirror, event["function"], event["environment"], revision, fresh=not revision)
+        except PermanentError as e:
+            self.store.put("release", event["key"], {"error": str(e)})
+            raise
         self.store.put("release", event["key"], info or {})
         return info
 
     def release_at_tip(self, event: dict) -> dict | None:
-        self.mirror.fetch()
-        return release_info(self.mirror, event["function"], event["environment"], "")
+        return release_info(self.mirror, event["function"], event["environment"], "", fresh=True)

@@ -2,13 +2,17 @@
 the pinned image, the previous release and the *source* repo/commit the developer pushed.
 
 A bare mirror of the GitOps repository lives next to the outbox; a revision it does not
-have triggers one fetch. Results are cached per event key in the store, so every sink of
+have triggers one fetch; a question about the branch tip (an alert) fetches first. The
+pin and function.yaml are read with the loader and checks `fnops render` uses, so a pin
+anyone with push access wrote is either valid or a permanent, reported error for that
+event — never a crash loop. Results are cached per event key in the store, so every sink of
 an event sees the same release even if the branch moves on.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 
 from ..errors import PermanentError, TemporaryError
@@ -33,10 +37,13 @@ class Mirror:
         if p.returncode != 0:
             raise TemporaryError(f"cannot fetch the GitOps repository: {self.git.redact(p.stderr.strip()[-200:])}")
 
-    def show(self, revision: str, path: str) -> str | None:
-        """File text at revision (fetching once if the revision is unknown); None if absent."""
+    def show(self, revision: str, path: str, fresh: bool = False) -> str | None:
+        """File text at revision (fetching once if the revision is unknown, or first when
+        `fresh`: the tip of the branch as it is now); None if absent."""
         with self.lock:
             self._ensure()
+            if fresh:
+                self.fetch()
             rev = revision or self.branch
             if self.git.run("cat-file", "-e", f"{rev}^{{commit}}", check=False).returncode != 0:
                 self.fetch()
@@ -46,23 +53,43 @@ class Mirror:
             return p.stdout if p.returncode == 0 else None
 
 
-def release_info(mirror: Mirror, fn: str, env: str, revision: str) -> dict | None:
+class InvalidRelease(PermanentError):
+    """The pin or function.yaml at that revision does not pass `fnops validate`."""
+
+
+def release_info(mirror: Mirror, fn: str, env: str, revision: str, fresh: bool = False) -> dict | None:
     """The pin and the function's notify/rollback settings at `revision` (None: no such function)."""
-    import yaml
+    from ..errors import SpecError
+    from ..spec import load_function, load_release_for
 
     base = f"{mirror.functions_dir}/{fn}"
-    spec_text = mirror.show(revision, f"{base}/function.yaml")
+    spec_text = mirror.show(revision, f"{base}/function.yaml", fresh=fresh)
     if spec_text is None:
         return None
     pin_text = mirror.show(revision, f"{base}/releases/{env}.yaml")
-    spec = yaml.safe_load(spec_text) or {}
-    overlay = (spec.get("environments") or {}).get(env) or {}
-    merged = {**spec, **overlay}
-    pin = yaml.safe_load(pin_text) if pin_text else None
-    pin = pin if isinstance(pin, dict) else {}
-    return {
-        "image": pin.get("image"), "source": pin.get("source") or {}, "previous": pin.get("previous") or {},
-        "releasedAt": pin.get("releasedAt"), "rollbackOf": pin.get("rollbackOf"),
-        "notifySlack": ((merged.get("notify") or {}).get("slack")), "rollbackMode": merged.get("rollback", "off"),
-        "revision": revision or mirror.git.out("rev-parse", mirror.branch),
-    }
+    at = revision[:7] if revision else mirror.branch
+    with tempfile.TemporaryDirectory(prefix="fnops-release-") as tmp:
+        folder = os.path.join(tmp, fn)
+        os.makedirs(os.path.join(folder, "releases"))
+        with open(os.path.join(folder, "function.yaml"), "w", encoding="utf-8") as f:
+            f.write(spec_text)
+        if pin_text is not None:
+            with open(os.path.join(folder, "releases", f"{env}.yaml"), "w", encoding="utf-8") as f:
+                f.write(pin_text)
+        try:
+            spec = load_function(folder, env)
+            rel = load_release_for(spec) if pin_text is not None else None
+        except SpecError as e:
+            where = str(e.problems[0]).replace(tmp + os.sep, f"{at}:{mirror.functions_dir}/")
+            raise InvalidRelease(f"invalid release at {where}") from None
+    info = {"image": None, "source": {}, "previous": {}, "releasedAt": None, "rollbackOf": None,
+            "notifySlack": spec.notify_slack, "rollbackMode": spec.rollback,
+            "revision": revision or mirror.git.out("rev-parse", mirror.branch)}
+    if rel is not None:
+        source = {"repo": rel.source_repo, "commit": rel.source_commit, "ref": rel.source_ref, "run": rel.source_run}
+        previous = {"image": str(rel.previous_image) if rel.previous_image else None,
+                    "revision": rel.previous_revision, "source": rel.previous_source}
+        info.update(image=str(rel.image), source={k: str(v) for k, v in source.items() if v},
+                    previous={k: v for k, v in previous.items() if v}, releasedAt=rel.released_at,
+                    rollbackOf=rel.rollback_of)
+    return info

@@ -1,36 +1,59 @@
-"""Prometheus text exposition of the bridge's counters and the outbox state."""
+"""The bridge's metrics through prometheus_client: the exposition (escaping included) is the
+library's, and every label value comes from a fixed set, so no request can add a series."""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+PATHS = ("/v1/argocd", "/v1/alertmanager", "/healthz", "/readyz", "/metrics")
+SOURCES = ("argocd", "alertmanager")
+RESULTS = ("done", "retry", "failed")
+CODES = ("200", "202", "400", "401", "404", "405", "413", "422", "503")
+
+
+class _OutboxCollector:
+    """Outbox state read at scrape time: events, and deliveries by sink and state."""
+
+    def __init__(self, store, sinks):
+        self.store, self.sinks = store, tuple(sinks)
+
+    def collect(self):
+        counts = self.store.counts()
+        events = GaugeMetricFamily("fnops_bridge_events", "Events in the outbox.")
+        events.add_metric([], counts["events"])
+        yield events
+        by = GaugeMetricFamily("fnops_bridge_deliveries", "Deliveries by sink and state (failed: the dead letter).",
+                               labels=["sink", "state"])
+        for sink in self.sinks:
+            for state in ("pending", "done", "failed"):
+                by.add_metric([sink, state], counts["deliveries"].get((sink, state), 0))
+        yield by
 
 
 class Metrics:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.counters: Counter = Counter()
+    def __init__(self, store=None, sinks=()):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("fnops_bridge_http_requests", "HTTP requests by path and status code.",
+                                ["path", "code"], registry=r)
+        self.unauthorized = Counter("fnops_bridge_unauthorized", "POSTs refused for want of credentials.", registry=r)
+        self.accepted = Counter("fnops_bridge_events_accepted", "New events written to the outbox.", ["source"],
+                                registry=r)
+        self.duplicates = Counter("fnops_bridge_events_duplicate", "Repeats folded into a known event.", ["source"],
+                                  registry=r)
+        self.deliveries = Counter("fnops_bridge_delivery_attempts", "Delivery attempts by sink and result.",
+                                  ["sink", "result"], registry=r)
+        self.latency = Histogram("fnops_bridge_delivery_seconds", "Accept-to-delivered time per sink.", ["sink"],
+                                 buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800), registry=r)
+        if store is not None:
+            r.register(_OutboxCollector(store, sinks))
 
-    def inc(self, name: str, n: int = 1, **labels) -> None:
-        key = (name, tuple(sorted(labels.items())))
-        with self.lock:
-            self.counters[key] += n
+    def request(self, path: str, code: int) -> None:
+        self.requests.labels(path if path in PATHS else "other", str(code) if str(code) in CODES else "other").inc()
 
-    def render(self, store) -> str:
-        lines = []
-        with self.lock:
-            items = sorted(self.counters.items())
-        seen = set()
-        for (name, labels), value in items:
-            if name not in seen:
-                lines.append(f"# TYPE {name} counter")
-                seen.add(name)
-            lab = ",".join(f'{k}="{v}"' for k, v in labels)
-            lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
-        counts = store.counts()
-        lines.append("# TYPE fnops_bridge_events gauge")
-        lines.append(f"fnops_bridge_events {counts['events']}")
-        lines.append("# TYPE fnops_bridge_deliveries gauge")
-        for (sink, state), n in sorted(counts["deliveries"].items()):
-            lines.append(f'fnops_bridge_deliveries{{sink="{sink}",state="{state}"}} {n}')
-        return "\n".join(lines) + "\n"
+    def delivered(self, sink: str, result: str, n: int = 1) -> None:
+        self.deliveries.labels(sink, result).inc(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

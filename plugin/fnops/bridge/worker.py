@@ -1,9 +1,13 @@
-"""Delivers the outbox: every pending (event, sink) until done or permanently failed.
+"""Delivery lanes: one thread per sink, so a hanging GitHub delays neither Slack nor a
+rollback. Order is kept per (sink, function, environment) only — by the store's `due`.
 
-Temporary errors back off exponentially (with jitter, capped) or wait the Retry-After the
-other side sent; permanent ones stop that one delivery, are logged and counted, and leave
-every other delivery alone. Sinks may return follow-up events (a rollback's outcome),
-which go into the outbox like any other."""
+Temporary errors back off exponentially (jittered, capped) or wait the Retry-After the
+other side sent, up to `delivery.maxAttempts`; then, like a permanent error, the delivery
+goes to `failed` (the dead letter) with its reason, visible in /metrics and
+`fnops bridge deliveries`, replayable with `fnops bridge retry`. An unexpected exception is
+a poison event: it is failed at once instead of holding its function's later events back.
+Sinks may return follow-up events (a rollback's outcome), which enter the outbox like any other.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +19,22 @@ import time
 from ..errors import PermanentError, TemporaryError
 
 log = logging.getLogger("fnops.bridge")
-MAX_BACKOFF = 300.0
 
 
-def backoff(attempts: int) -> float:
-    return min(MAX_BACKOFF, 2.0 ** attempts) * random.uniform(0.8, 1.2)
+def backoff(attempts: int, cap: float) -> float:
+    return min(cap, 2.0 ** attempts) * random.uniform(0.8, 1.2)
 
 
-class Worker(threading.Thread):
-    def __init__(self, store, sinks: dict, ctx, metrics, sinks_for):
-        super().__init__(name="fnops-outbox", daemon=True)
-        self.store, self.sinks, self.ctx, self.metrics, self.sinks_for = store, sinks, ctx, metrics, sinks_for
+class Lane(threading.Thread):
+    def __init__(self, sink, store, ctx, metrics, accept_followups, *, max_attempts: int = 12,
+                 max_backoff: float = 300.0, lane_id: str = ""):
+        super().__init__(name=f"fnops-lane-{sink.name}", daemon=True)
+        self.sink, self.store, self.ctx, self.metrics = sink, store, ctx, metrics
+        self.accept_followups = accept_followups
+        self.max_attempts, self.max_backoff, self.lane_id = max_attempts, max_backoff, lane_id
         self.wakeup = threading.Event()
         self.stopping = threading.Event()
+        self.beat = time.monotonic()  # the last time the loop came round (readiness)
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -38,67 +45,126 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            self.beat = time.monotonic()
             try:
                 worked = self.step()
-            except Exception:  # never let the loop die: the outbox keeps the work
-                log.exception("outbox step failed")
+            except Exception:  # the store itself failed (a database restart): wait, then go on
+                log.exception("%s lane: outbox unavailable; retrying", self.sink.name)
                 worked = False
+                self.wakeup.wait(1.0)
             if not worked:
-                nxt = self.store.next_due_at()
+                try:
+                    nxt = self.store.next_due_at(self.sink.name)
+                except Exception:
+                    nxt = None
                 wait = 1.0 if nxt is None else max(0.05, min(1.0, nxt - time.time()))
                 self.wakeup.wait(wait)
                 self.wakeup.clear()
 
     def step(self) -> bool:
-        rows = self.store.due()
-        if not rows:
+        items = self.store.due(self.sink.name, lane_id=self.lane_id)
+        if not items:
             return False
-        batches: dict = {}
-        for eid, sink, attempts, event in rows:
-            batches.setdefault(sink, []).append((eid, attempts, event))
-        for sink_name, items in batches.items():
-            sink = self.sinks.get(sink_name)
-            if sink is None:
-                for eid, _, _ in items:
-                    self.store.fail(eid, sink_name, "sink not configured")
-                continue
-            if hasattr(sink, "deliver_batch") and len(items) > 1:
-                self._run(sink, items)
-            else:
-                for item in items:
-                    self._run(sink, [item])
-            if self.stopping.is_set():
-                break
+        if hasattr(self.sink, "deliver_batch") and len(items) > 1:
+            self._run(items)
+        else:
+            for item in items:
+                if self.stopping.is_set():
+                    break
+                self._run([item])
         return True
 
-    def _run(self, sink, items) -> None:
+    def _run(self, items) -> None:
         """Deliver one event, or a batch to a sink that takes batches (the audit log)."""
+        name = self.sink.name
         try:
             if len(items) > 1:
-                followups = sink.deliver_batch([e for _, _, e in items], self.ctx)
+                followups = self.sink.deliver_batch([d.event for d in items], self.ctx)
             else:
-                followups = sink.deliver(items[0][2], self.ctx)
+                followups = self.sink.deliver(items[0].event, self.ctx)
         except TemporaryError as e:
-            for eid, attempts, _ in items:
-                delay = e.retry_after if e.retry_after is not None else backoff(attempts)
-                self.store.retry(eid, sink.name, delay, str(e))
-                self.metrics.inc("fnops_bridge_deliveries_total", sink=sink.name, result="retry")
-            log.warning("%s: temporary: %s (retrying)", sink.name, e)
+            for d in items:
+                if d.attempts + 1 >= self.max_attempts:
+                    self._dead(d, f"gave up after {d.attempts + 1} attempts: {e}")
+                    continue
+                delay = e.retry_after if e.retry_after is not None else backoff(d.attempts, self.max_backoff)
+                self.store.retry(d.event_id, name, delay, str(e), lane_id=self.lane_id)
+                self.metrics.delivered(name, "retry")
+            log.warning("%s: temporary: %s (retrying)", name, e)
             return
         except PermanentError as e:
-            for eid, _, _ in items:
-                self.store.fail(eid, sink.name, str(e))
-                self.metrics.inc("fnops_bridge_deliveries_total", sink=sink.name, result="failed")
-            log.error("%s: permanent: %s (not retrying)", sink.name, e)
+            for d in items:
+                self._dead(d, str(e))
             return
-        except Exception as e:
-            for eid, attempts, _ in items:
-                self.store.retry(eid, sink.name, backoff(attempts), f"{type(e).__name__}: {e}")
-                self.metrics.inc("fnops_bridge_deliveries_total", sink=sink.name, result="retry")
-            log.exception("%s: unexpected error (retrying)", sink.name)
+        except Exception as e:  # a bug or a poison event: never retried blindly, never blocking
+            log.exception("%s: unexpected error; delivery failed (replay with `fnops bridge retry`)", name)
+            for d in items:
+                self._dead(d, f"unexpected {type(e).__name__}: {e}")
             return
         if followups:
-            self.store.accept(followups, self.sinks_for)
-        for eid, _, _ in items:
-            self.store.done(eid, sink.name)
-            self.metrics.inc("fnops_bridge_deliveries_total", sink=sink.name, result="done")
+            self.accept_followups(followups)
+        now = time.time()
+        for d in items:
+            self.store.done(d.event_id, name, lane_id=self.lane_id)
+            self.metrics.delivered(name, "done")
+            self.metrics.latency.labels(name).observe(max(0.0, now - d.event.get("receivedAt", now)))
+
+    def _dead(self, d, reason: str) -> None:
+        self.store.fail(d.event_id, self.sink.name, reason, lane_id=self.lane_id)
+        self.metrics.delivered(self.sink.name, "failed")
+        log.error("%s: delivery of event %s failed: %s", self.sink.name, d.event_id, reason)
+
+
+class Janitor(threading.Thread):
+    """Prunes delivered events past the retention age, every few minutes."""
+
+    def __init__(self, store, keep_seconds: float, every: float = 300.0):
+        super().__init__(name="fnops-janitor", daemon=True)
+        self.store, self.keep, self.every = store, keep_seconds, every
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.every):
+            try:
+                n = self.store.prune(time.time() - self.keep)
+                if n:
+                    log.info("pruned %d delivered events", n)
+            except Exception:
+                log.exception("pruning failed; will try again")
+
+
+class Lanes:
+    """Every sink's lane, started and stopped together."""
+
+    def __init__(self, sinks: dict, store, ctx, metrics, sinks_for, delivery_cfg, lane_id: str = ""):
+        self.store, self.sinks_for = store, sinks_for
+        self.lanes = {name: Lane(s, store, ctx, metrics, self.accept, max_attempts=delivery_cfg.max_attempts,
+                                 max_backoff=delivery_cfg.max_backoff, lane_id=lane_id)
+                      for name, s in sinks.items()}
+
+    def accept(self, events) -> None:
+        self.store.accept(events, self.sinks_for)
+        self.wake()
+
+    def wake(self) -> None:
+        for lane in self.lanes.values():
+            lane.wake()
+
+    def start(self) -> None:
+        for lane in self.lanes.values():
+            lane.start()
+
+    def stop(self) -> None:
+        for lane in self.lanes.values():
+            lane.stop()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for lane in self.lanes.values():
+            lane.join(max(0.0, deadline - time.monotonic()))
+
+    def alive(self) -> bool:
+        return all(lane.is_alive() for lane in self.lanes.values())

@@ -35,3 +35,57 @@ def bridge_check_config(config_path):
     if problems:
         sys.exit(2)
     click.echo(f"{config_path}: ok")
+
+
+def _store(config_path):
+    from ..bridge import config as bridge_config
+    from ..bridge.store import open_store
+
+    return open_store(bridge_config.load(config_path).store_url)
+
+
+@bridge.command("deliveries")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Bridge config (YAML).")
+@click.option("--state", type=click.Choice(["pending", "done", "failed"]), help="Only deliveries in this state.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def bridge_deliveries(config_path, state, output):
+    """List the outbox's deliveries (failed: the dead letter, with the reason)."""
+    import json as _json
+
+    from ..escape import printable
+
+    store = _store(config_path)
+    try:
+        rows = store.deliveries(state)
+    finally:
+        store.close()
+    items = [{"id": f"{eid}/{sink}", "event": eid, "sink": sink, "state": st, "attempts": n, "error": err, "key": key}
+             for eid, sink, st, n, err, key in rows]
+    if output == "json":
+        click.echo(_json.dumps(items, sort_keys=True))
+        return
+    for i in items:
+        click.echo(f"{i['id']:<16} {i['state']:<8} {i['attempts']:>3}  {printable(i['key'])}"
+                   + (f"  — {printable(i['error'])}" if i["error"] else ""))
+    click.echo(f"{len(items)} deliveries", err=True)
+
+
+@bridge.command("retry")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Bridge config (YAML).")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+def bridge_retry(config_path, ids):
+    """Put failed deliveries back in line: ID is EVENT (every failed sink) or EVENT/SINK."""
+    targets = []
+    for raw in ids:
+        event, _, sink = raw.partition("/")
+        if not event.isdigit() or (sink and not sink.isalpha()):
+            raise click.BadParameter(f"'{raw[:40]}' is not EVENT or EVENT/SINK (e.g. 42 or 42/slack)", param_hint="ID")
+        targets.append((int(event), sink or None))
+    store = _store(config_path)
+    try:
+        n = store.requeue(targets)
+    finally:
+        store.close()
+    click.echo(f"{n} deliveries back to pending; the bridge delivers them in order")
+    if not n:
+        sys.exit(1)

@@ -28,9 +28,10 @@ def build(config, ctx) -> dict:
     from .rollback import RollbackSink
     from .slack import SlackSink
 
+    timeout = config.delivery.timeout
     factories = {
-        "slack": lambda: SlackSink(config.slack) if config.slack else None,
-        "github": lambda: GitHubSink(config.github) if config.github else None,
+        "slack": lambda: SlackSink(config.slack, config.argocd_url, timeout) if config.slack else None,
+        "github": lambda: GitHubSink(config.github, config.argocd_url, timeout) if config.github else None,
         "audit": lambda: AuditSink(config.gitops, ctx.data_dir),
         "rollback": lambda: RollbackSink(config.gitops, config.rollback, config.github),
     }

@@ -12,8 +12,9 @@ import time
 from ...delivery import gitops
 from ...errors import TemporaryError
 from . import Sink
-from .common import detail
+from .common import detail, truncate
 
+DETAIL_LIMIT = 500  # the audit branch is permanent: a payload's essay is not
 
 def line_for(event: dict, release: dict) -> dict:
     source = (release or {}).get("source") or {}
@@ -22,7 +23,8 @@ def line_for(event: dict, release: dict) -> dict:
         "key": event["key"], "source": event.get("source"), "kind": event.get("kind"),
         "function": event.get("function"), "environment": event.get("environment"),
         "revision": (release or {}).get("revision") or event.get("revision"), "image": (release or {}).get("image"),
-        "sourceRepo": source.get("repo"), "sourceCommit": source.get("commit"), "detail": detail(event),
+        "sourceRepo": source.get("repo"), "sourceCommit": source.get("commit"),
+        "detail": truncate(detail(event), DETAIL_LIMIT),
     }
 
 

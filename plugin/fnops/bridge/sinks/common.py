@@ -1,6 +1,16 @@
-"""What every sink says about a release: status words, links, short image names."""
+"""What every sink says about a release: status words, links, short image names.
+
+Links are built only from configuration (`argocd.url`) and validated names, never from a
+payload; free text from a payload is for `detail` and is escaped by each sink for its medium."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
+
+from ...lazyre import LazyRe
+
+GITHUB_REPO = LazyRe(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+GIT_SHA = LazyRe(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 STATUS = {
     "syncing": ("syncing", ":arrows_counterclockwise:"),
@@ -27,16 +37,27 @@ def short_image(image: str | None) -> str:
     return f"{name.rsplit('/', 1)[-1]}@{digest[:19]}" if digest else name.rsplit("/", 1)[-1]
 
 
+def valid_repo(repo) -> bool:
+    """owner/name as GitHub spells them; never `.`, `..` or anything a path could climb with."""
+    return (isinstance(repo, str) and GITHUB_REPO.fullmatch(repo) is not None
+            and repo.split("/")[1] not in (".", ".."))
+
+
+def valid_sha(sha) -> bool:
+    return isinstance(sha, str) and GIT_SHA.fullmatch(sha) is not None
+
+
 def commit_url(source: dict) -> str | None:
     repo, commit = source.get("repo"), source.get("commit")
-    if repo and commit:
+    if valid_repo(repo) and valid_sha(commit):
         return f"https://github.com/{repo}/commit/{commit}"
     return None
 
 
-def argocd_url(event: dict) -> str | None:
-    base, app = event.get("argocdUrl"), event.get("app")
-    return f"{base.rstrip('/')}/applications/{app}" if base and app else None
+def argocd_url(base: str | None, event: dict) -> str | None:
+    """The Argo CD page of the event's application, from the configured UI address only."""
+    app = event.get("app")
+    return f"{base}/applications/{quote(app, safe='')}" if base and app else None
 
 
 def detail(event: dict) -> str:

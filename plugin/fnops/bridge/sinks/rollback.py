@@ -27,11 +27,23 @@ class RollbackSink(Sink):
 
     def __init__(self, gitops_cfg, rollback_cfg, github_cfg):
         self.gitops, self.bake, self.github = gitops_cfg, rollback_cfg.bake_seconds, github_cfg
+        self.alert_names, self.alert_namespaces = rollback_cfg.alert_names, rollback_cfg.alert_namespaces
 
     def _followup(self, event, kind, release, **extra):
         return [{"source": "fnops", "kind": kind, "function": event["function"], "environment": event["environment"],
-                 "revision": event.get("revision", ""), "app": event.get("app"), "argocdUrl": event.get("argocdUrl"),
+                 "revision": event.get("revision", ""), "app": event.get("app"),
                  "release": release, "cause": event["key"], "key": f"rollback:{event['key']}:{kind}", **extra}]
+
+    def _not_an_slo_alert(self, event: dict) -> str | None:
+        """Only the SLO alerts fnops renders (by name, and namespace when configured) roll back."""
+        firing = [a for a in event.get("alerts", []) if a.get("status") == "firing"]
+        names = {a.get("name") for a in firing}
+        if not names & set(self.alert_names):
+            return "not an fnops SLO alert (rollback.alertNames)"
+        spaces = self.alert_namespaces
+        if spaces and not any(a.get("namespace") in spaces for a in firing if a.get("name") in self.alert_names):
+            return "the SLO alert is from a namespace outside rollback.alertNamespaces"
+        return None
 
     def deliver(self, event: dict, ctx):
         # A redelivery (after a crash) repeats the recorded outcome instead of deciding again.
@@ -57,6 +69,9 @@ class RollbackSink(Sink):
         if not (release.get("previous") or {}).get("image"):
             return skip("no previous release recorded")
         if event["kind"] == "alert-firing":
+            why_not = self._not_an_slo_alert(event)
+            if why_not:
+                return skip(why_not)
             released = _epoch(release.get("releasedAt"))
             if released is None or time.time() - released > self.bake:
                 return skip(f"alert outside the bake time ({self.bake}s) of the release")

@@ -1,13 +1,30 @@
 """Slack: one message per release per channel, updated in place as the release moves
 (syncing → deployed → degraded → rolled back); every later event is a thread reply.
-Message ts are kept in the store, so a restart never posts a second top-level message."""
+Message ts are kept in the store, so a restart never posts a second top-level message.
+
+Text from payloads is escaped (`&`, `<`, `>`), so `<!channel>` or `<https://evil|…>` in a
+health message stays text; the only links are the commit (validated repo and SHA) and
+Argo CD (`argocd.url` from config). A function may name its channel (`notify.slack`) only
+within `slack.allowedChannels`; otherwise the default channel is used. Each top-level
+message carries the event key as message metadata.
+
+The one window left (the Web API has no idempotency key, and the API subset fnops uses has
+no history lookup): a crash after chat.postMessage reached Slack and before its ts was
+written to the outbox — one SQLite or PostgreSQL commit — reposts that top-level message
+once on restart; its metadata carries the same event key, so the duplicate is recognisable."""
 
 from __future__ import annotations
 
+import fnmatch
+import logging
+
 from ...errors import PermanentError
+from ...escape import slack_text
 from . import Sink
 from .common import argocd_url, commit_url, detail, short_image, status_of, truncate
 from .http import raise_for
+
+log = logging.getLogger("fnops.bridge")
 
 PERMANENT = ("channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "token_revoked",
              "missing_scope", "invalid_blocks", "msg_too_long", "account_inactive", "no_permission",
@@ -17,13 +34,21 @@ PERMANENT = ("channel_not_found", "not_in_channel", "is_archived", "invalid_auth
 class SlackSink(Sink):
     name = "slack"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, argocd_base: str | None = None, timeout: float = 15):
         from slack_sdk import WebClient
 
         kw = {"base_url": cfg.base_url} if cfg.base_url else {}
-        self.client = WebClient(token=cfg.token, timeout=15, **kw)
+        self.client = WebClient(token=cfg.token, timeout=int(timeout), **kw)
         self.client.retry_handlers = []  # the outbox retries (and honours Retry-After) itself
-        self.default_channel = cfg.default_channel
+        self.default_channel, self.allowed, self.argocd = cfg.default_channel, cfg.allowed_channels, argocd_base
+
+    def channel_for(self, release: dict) -> str | None:
+        wanted = release.get("notifySlack")
+        if wanted and any(fnmatch.fnmatchcase(wanted, pat) for pat in self.allowed):
+            return wanted
+        if wanted:
+            log.warning("slack: notify.slack names a channel outside slack.allowedChannels; using the default")
+        return self.default_channel
 
     def _call(self, method: str, **kw) -> dict:
         from slack_sdk.errors import SlackApiError
@@ -43,34 +68,39 @@ class SlackSink(Sink):
         source = release.get("source") or {}
         link = commit_url(source)
         commit = str(source.get("commit") or "")[:7]
+        image = slack_text(short_image(release.get("image")))
         fields = [f"*Function*\n`{fn}`", f"*Environment*\n`{env}`", f"*Status*\n{emoji} {word}",
-                  f"*Image*\n`{short_image(release.get('image'))}`"]
+                  f"*Image*\n`{image}`"]
         if commit:
-            fields.append(f"*Source commit*\n<{link}|{commit}>" if link else f"*Source commit*\n`{commit}`")
-        argo = argocd_url(event)
+            fields.append(f"*Source commit*\n<{link}|{slack_text(commit)}>" if link else
+                          f"*Source commit*\n`{slack_text(commit)}`")
+        argo = argocd_url(self.argocd, event)
         if argo:
-            fields.append(f"*Argo CD*\n<{argo}|{event.get('app')}>")
+            fields.append(f"*Argo CD*\n<{argo}|{slack_text(event.get('app'))}>")
         blocks = [
             {"type": "header", "text": {"type": "plain_text", "text": truncate(f"{fn} → {env}: {word}", 150)}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": truncate(f, 2000)} for f in fields[:10]]},
         ]
         msg = detail(event)
         if msg:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(msg, 3000)}]})
-        text = truncate(f"{emoji} {fn} → {env}: {word} ({short_image(release.get('image'))}"
-                        + (f", source {commit}" if commit else "") + ")", 3000)
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(slack_text(msg), 3000)}]})
+        text = truncate(f"{emoji} {fn} → {env}: {word} ({image}" + (f", source {slack_text(commit)}" if commit else "")
+                        + ")", 3000)
         return blocks, text
 
     def deliver(self, event: dict, ctx):
         release = ctx.release(event) or {}
-        channel = release.get("notifySlack") or self.default_channel
+        channel = self.channel_for(release)
         if not channel:
             raise PermanentError("slack: no channel (set notify.slack in function.yaml or slack.defaultChannel)")
         key = f"{channel}|{event['function']}|{event['environment']}|{release.get('image')}"
         blocks, text = self.blocks(event, release)
         msg = ctx.store.get("slack-message", key)
         if msg is None:
-            r = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False)
+            r = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False,
+                           metadata={"event_type": "fnops_release",
+                                     "event_payload": {"key": event["key"], "function": event["function"],
+                                                       "environment": event["environment"]}})
             # Recorded at once: after a crash the release's next event updates this message.
             ctx.store.put("slack-message", key, {"channel": r["channel"], "ts": r["ts"]})
             ctx.store.put("slack-reply", str(event["id"]), r["ts"])
@@ -79,6 +109,6 @@ class SlackSink(Sink):
             return None  # already told (a retry after a crash)
         self._call("chat_update", channel=msg["channel"], ts=msg["ts"], text=text, blocks=blocks)
         r = self._call("chat_postMessage", channel=msg["channel"], thread_ts=msg["ts"], text=truncate(
-            f"{status_of(event)[1]} {detail(event)}", 3000), unfurl_links=False)
+            f"{status_of(event)[1]} {slack_text(detail(event))}", 3000), unfurl_links=False)
         ctx.store.put("slack-reply", str(event["id"]), r["ts"])
         return None

@@ -4,12 +4,18 @@
 
 from __future__ import annotations
 
+from .base import Delivery
 from .sqlite import Store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Delivery", "Store", "open_store"]
 
 
 def open_store(url: str):
+    """sqlite:///path (embedded) or postgresql://… (several replicas)."""
     if url.startswith("sqlite:///"):
-        return Store(url[len("sqlite:///") - 1:])
-    raise ValueError(f"unsupported store '{url}'")
+        return Store(url[len("sqlite://"):])
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError("unsupported store URL (sqlite:///… or postgresql://…)")

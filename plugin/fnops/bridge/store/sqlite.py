@@ -1,9 +1,10 @@
-"""The durable outbox (SQLite, WAL, synchronous=FULL).
+"""The durable outbox on SQLite (WAL, synchronous=FULL): the embedded default.
 
 An accepted event and one delivery row per sink are committed in one transaction before
 the bridge answers 202. Deliveries move pending -> done | failed; a crash leaves them
-pending, and the worker picks them up again after a restart. The `kv` table keeps what
-makes retries idempotent (Slack message ts, GitHub deployment ids, last statuses).
+pending, and each sink's lane picks its own up again after a restart. `failed` is the dead
+letter: it records why, blocks nothing, and `requeue` puts it back. The `kv` table keeps what
+makes retries idempotent (Slack message ts, GitHub deployment ids, last statuses, guards).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import sqlite3
 import threading
 import time
+
+from .base import DUE_ORDER_NOTE, Delivery  # noqa: F401  (DUE_ORDER_NOTE documents `due`)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -29,9 +32,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
   attempts INTEGER NOT NULL DEFAULT 0,
   next_at REAL NOT NULL DEFAULT 0,
   last_error TEXT,
+  updated_at REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (event_id, sink)
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(sink, state, next_at);
 CREATE TABLE IF NOT EXISTS kv (
   ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (ns, key)
@@ -40,6 +44,8 @@ CREATE TABLE IF NOT EXISTS kv (
 
 
 class Store:
+    name = "sqlite"
+
     def __init__(self, path: str):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -48,10 +54,21 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(deliveries)")}
+            if "updated_at" not in cols:  # an outbox written by an earlier fnops
+                self.db.execute("ALTER TABLE deliveries ADD COLUMN updated_at REAL NOT NULL DEFAULT 0")
 
     def close(self):
         with self.lock:
             self.db.close()
+
+    def healthy(self) -> bool:
+        try:
+            with self.lock:
+                self.db.execute("SELECT 1").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
 
     def accept(self, events: list[dict], sinks_for) -> list[tuple[int, bool]]:
         """Store events (folding known keys) with their deliveries; one transaction."""
@@ -71,8 +88,8 @@ class Store:
                         continue
                     eid = cur.lastrowid
                     ev["id"] = eid  # for the caller; due() adds it to what it reads back
-                    self.db.executemany("INSERT INTO deliveries(event_id, sink) VALUES (?, ?)",
-                                        [(eid, s) for s in sinks_for(ev)])
+                    self.db.executemany("INSERT INTO deliveries(event_id, sink, updated_at) VALUES (?, ?, ?)",
+                                        [(eid, s, ev["receivedAt"]) for s in sinks_for(ev)])
                     out.append((eid, True))
                 self.db.execute("COMMIT")
             except BaseException:
@@ -80,40 +97,53 @@ class Store:
                 raise
         return out
 
-    def due(self, now: float | None = None, limit: int = 100) -> list[tuple[int, str, int, dict]]:
-        """Pending deliveries whose time has come — in order per (sink, function, environment):
-        an earlier event still waiting for that sink holds the later ones back, so a Slack
-        message or a GitHub status never moves backwards."""
+    def due(self, sink: str, now: float | None = None, limit: int = 50, lane_id: str = "") -> list[Delivery]:
+        """Pending deliveries of one sink whose time has come, in order per (function,
+        environment): an earlier event still pending for this sink holds later ones back, so
+        a Slack message or a GitHub status never moves backwards. Failed ones hold nothing."""
         now = time.time() if now is None else now
         with self.lock:
             rows = self.db.execute(
                 "SELECT d.event_id, d.sink, d.attempts, e.body FROM deliveries d JOIN events e ON e.id = d.event_id "
-                "WHERE d.state = 'pending' AND d.next_at <= ? AND NOT EXISTS ("
+                "WHERE d.sink = ? AND d.state = 'pending' AND d.next_at <= ? AND NOT EXISTS ("
                 "  SELECT 1 FROM deliveries d2 JOIN events e2 ON e2.id = d2.event_id "
-                "  WHERE d2.state = 'pending' AND d2.sink = d.sink AND e2.subject = e.subject AND d2.event_id < d.event_id)"
-                " ORDER BY d.event_id, d.sink LIMIT ?", (now, limit)).fetchall()
-        return [(eid, sink, attempts, {**json.loads(body), "id": eid}) for eid, sink, attempts, body in rows]
+                "  WHERE d2.sink = d.sink AND d2.state = 'pending' AND e2.subject = e.subject AND d2.event_id < d.event_id)"
+                " ORDER BY d.event_id LIMIT ?", (sink, now, limit)).fetchall()
+        return [Delivery(eid, s, attempts, {**json.loads(body), "id": eid}) for eid, s, attempts, body in rows]
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, sink: str) -> float | None:
         with self.lock:
-            row = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()
+            row = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE sink = ? AND state = 'pending'",
+                                  (sink,)).fetchone()
         return row[0]
 
     def _set(self, sql: str, args) -> None:
         with self.lock:
             self.db.execute(sql, args)
 
-    def done(self, eid: int, sink: str) -> None:
-        self._set("UPDATE deliveries SET state='done', attempts=attempts+1, last_error=NULL WHERE event_id=? AND sink=?",
-                  (eid, sink))
+    def done(self, eid: int, sink: str, lane_id: str = "") -> None:
+        self._set("UPDATE deliveries SET state='done', attempts=attempts+1, last_error=NULL, updated_at=? "
+                  "WHERE event_id=? AND sink=?", (time.time(), eid, sink))
 
-    def retry(self, eid: int, sink: str, delay: float, error: str) -> None:
-        self._set("UPDATE deliveries SET attempts=attempts+1, next_at=?, last_error=? WHERE event_id=? AND sink=?",
-                  (time.time() + delay, error[:500], eid, sink))
+    def retry(self, eid: int, sink: str, delay: float, error: str, lane_id: str = "") -> None:
+        self._set("UPDATE deliveries SET attempts=attempts+1, next_at=?, last_error=?, updated_at=? "
+                  "WHERE event_id=? AND sink=?", (time.time() + delay, error[:500], time.time(), eid, sink))
 
-    def fail(self, eid: int, sink: str, error: str) -> None:
-        self._set("UPDATE deliveries SET state='failed', attempts=attempts+1, last_error=? WHERE event_id=? AND sink=?",
-                  (error[:500], eid, sink))
+    def fail(self, eid: int, sink: str, error: str, lane_id: str = "") -> None:
+        self._set("UPDATE deliveries SET state='failed', attempts=attempts+1, last_error=?, updated_at=? "
+                  "WHERE event_id=? AND sink=?", (error[:500], time.time(), eid, sink))
+
+    def requeue(self, targets: list[tuple[int, str | None]]) -> int:
+        """Failed deliveries back to pending (attempts reset). (event id, sink or None=all)."""
+        n = 0
+        with self.lock:
+            for eid, sink in targets:
+                cur = self.db.execute(
+                    "UPDATE deliveries SET state='pending', attempts=0, next_at=0, updated_at=? "
+                    "WHERE event_id=? AND state='failed'" + (" AND sink=?" if sink else ""),
+                    (time.time(), eid, sink) if sink else (time.time(), eid))
+                n += cur.rowcount
+        return n
 
     def get(self, ns: str, key: str):
         with self.lock:
@@ -137,7 +167,38 @@ class Store:
             events = self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         return {"events": events, "deliveries": {(s, st): n for s, st, n in rows}}
 
-    def deliveries(self) -> list[tuple]:
+    def pending_events(self) -> int:
         with self.lock:
-            return self.db.execute("SELECT event_id, sink, state, attempts, last_error FROM deliveries "
-                                   "ORDER BY event_id, sink").fetchall()
+            return self.db.execute("SELECT COUNT(DISTINCT event_id) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+
+    def deliveries(self, state: str | None = None, limit: int = 1000) -> list[tuple]:
+        """(event id, sink, state, attempts, last error, event key) rows, oldest first."""
+        sql = ("SELECT d.event_id, d.sink, d.state, d.attempts, d.last_error, e.key FROM deliveries d "
+               "JOIN events e ON e.id = d.event_id")
+        args: tuple = ()
+        if state:
+            sql += " WHERE d.state = ?"
+            args = (state,)
+        with self.lock:
+            return self.db.execute(sql + " ORDER BY d.event_id, d.sink LIMIT ?", (*args, limit)).fetchall()
+
+    def prune(self, older_than: float) -> int:
+        """Forget events every sink has delivered before `older_than` (epoch seconds), and the
+        per-event idempotency records that only they used. Failed or pending ones stay."""
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self.db.execute(
+                    "SELECT id, key FROM events e WHERE received_at < ? AND NOT EXISTS ("
+                    "  SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND (d.state != 'done' OR d.updated_at >= ?))",
+                    (older_than, older_than)).fetchall()
+                for eid, key in rows:
+                    self.db.execute("DELETE FROM deliveries WHERE event_id = ?", (eid,))
+                    self.db.execute("DELETE FROM events WHERE id = ?", (eid,))
+                    self.db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?",
+                                        [("release", key), ("rollback-outcome", key), ("slack-reply", str(eid))])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return len(rows)

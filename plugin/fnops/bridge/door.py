@@ -1,0 +1,149 @@
+"""The bridge's door: strict JSON and typed, bounded fields, before anything is stored.
+
+Webhook bodies come from the network; every value is checked for its type and size here,
+and names that become Slack text, audit lines, metrics or Git paths must be DNS labels.
+Parsing is linear: nesting depth is counted on the raw text before `json` (which recurses)
+sees it, and NaN/Infinity are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ..lazyre import LazyRe
+
+MAX_DEPTH = 32
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+DNS_LABEL = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+HEX_REVISION = LazyRe(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+class BadPayload(ValueError):
+    """400: the message names the field (never echoes its value)."""
+
+
+def _depth_ok(raw: bytes) -> bool:
+    """Bracket depth outside strings stays ≤ MAX_DEPTH. One pass over structural bytes."""
+    depth, in_string, escaped = 0, False, False
+    for m in _STRUCTURE.finditer(raw):
+        c = m.group()
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == b"\\":
+                # A backslash escapes the next byte; only a quote or a backslash there is a
+                # structural byte this loop would see next, so only then is it skipped.
+                escaped = raw[m.end():m.end() + 1] in (b'"', b"\\")
+            elif c == b'"':
+                in_string = False
+            continue
+        if c == b'"':
+            in_string = True
+        elif c in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return True
+
+
+def _no_constants(name: str):
+    raise BadPayload(f"body is not strict JSON ({name} is not a number)")
+
+
+def parse(raw: bytes):
+    if not _depth_ok(raw):
+        raise BadPayload(f"body nests deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except BadPayload:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadPayload("body is not valid JSON") from None
+
+
+class Fields:
+    """Typed access to one JSON object, naming fields by their path in errors."""
+
+    def __init__(self, obj, where: str = ""):
+        if not isinstance(obj, dict):
+            raise BadPayload(f"{'field ' + repr(where.rstrip('.')) if where else 'body'} must be a JSON object")
+        self.obj, self.where = obj, where
+
+    def _name(self, key: str) -> str:
+        return f"'{self.where}{key}'"
+
+    def text(self, key: str, *, required: bool = False, max_len: int = 256, default: str = "") -> str:
+        v = self.obj.get(key)
+        if v is None:
+            if required:
+                raise BadPayload(f"missing required field {self._name(key)}")
+            return default
+        if not isinstance(v, str):
+            raise BadPayload(f"field {self._name(key)} must be a string")
+        if len(v) > max_len:
+            raise BadPayload(f"field {self._name(key)} is longer than {max_len} characters")
+        if "\x00" in v:
+            raise BadPayload(f"field {self._name(key)} holds a NUL character")
+        return v
+
+    def free_text(self, key: str, limit: int = 2000) -> str:
+        """Human text (messages): any length is accepted, what is kept is bounded."""
+        v = self.obj.get(key)
+        if v is None:
+            return ""
+        if not isinstance(v, str):
+            raise BadPayload(f"field {self._name(key)} must be a string")
+        v = v.replace("\x00", "")
+        return v if len(v) <= limit else v[: limit - 1] + "…"
+
+    def label(self, key: str, *, required: bool = False) -> str:
+        v = self.text(key, required=required, max_len=63)
+        if v and not DNS_LABEL.fullmatch(v):
+            raise BadPayload(f"field {self._name(key)} must be a DNS label (lowercase letters, digits, '-')")
+        return v
+
+    def revision(self, key: str) -> str:
+        v = self.text(key, max_len=64)
+        if v and not HEX_REVISION.fullmatch(v):
+            raise BadPayload(f"field {self._name(key)} must be a full Git commit SHA")
+        return v
+
+    def mapping(self, key: str, *, required: bool = False, max_items: int = 256) -> dict:
+        v = self.obj.get(key)
+        if v is None:
+            if required:
+                raise BadPayload(f"missing required field {self._name(key)}")
+            return {}
+        if not isinstance(v, dict):
+            raise BadPayload(f"field {self._name(key)} must be an object")
+        if len(v) > max_items:
+            raise BadPayload(f"field {self._name(key)} has more than {max_items} entries")
+        return v
+
+    def string_map(self, key: str, *, required: bool = False) -> dict:
+        m = self.mapping(key, required=required)
+        for k, val in m.items():
+            if not isinstance(val, str) or len(k) > 316 or len(val) > 1024:
+                raise BadPayload(f"field {self._name(key)} must map names to strings (≤ 1024 characters)")
+        return m
+
+    def items(self, key: str, *, required: bool = False, max_items: int = 1000) -> list:
+        v = self.obj.get(key)
+        if v is None:
+            if required:
+                raise BadPayload(f"missing required field {self._name(key)}")
+            return []
+        if not isinstance(v, list):
+            raise BadPayload(f"field {self._name(key)} must be a list")
+        if len(v) > max_items:
+            raise BadPayload(f"field {self._name(key)} has more than {max_items} items")
+        return v
+
+    def flag(self, key: str) -> bool:
+        v = self.obj.get(key, False)
+        if not isinstance(v, bool):
+            raise BadPayload(f"field {self._name(key)} must be true or false")
+        return v
