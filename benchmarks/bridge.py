@@ -8,7 +8,12 @@ Then, with GitHub hanging (every request held 60 s; the bridge's timeout 30 s), 
 from a degraded release's 202 to its Slack message and to its rollback commit: a slow
 sink must delay neither.
 
-    python benchmarks/bridge.py [--events 2000] [--clients 8] [--hung-runs 5]
+With `--store postgresql` the outbox is a real PostgreSQL server (initdb into a temp dir)
+shared by `--replicas N` bridge processes, the clients spread over them; every figure is
+printed next to the SQLite one (`--store both`, the default, runs sqlite, then postgresql
+with 1 and 3 replicas).
+
+    python benchmarks/bridge.py [--events 2000] [--clients 8] [--hung-runs 5] [--store sqlite|postgresql|both] [--replicas 3]
 """
 
 from __future__ import annotations
@@ -36,9 +41,26 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--hung-runs", type=int, default=5)
+    ap.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--replicas", type=int, default=3)
     a = ap.parse_args()
-    accept_rate(a)
-    with_github_hanging(a.hung_runs)
+    if a.store in ("sqlite", "both"):
+        accept_rate(a, "sqlite", 1)
+    if a.store in ("postgresql", "both"):
+        import postgres
+
+        why = postgres.missing()
+        if why:
+            raise SystemExit(f"--store postgresql needs {why}")
+        server = postgres.PostgresServer()
+        try:
+            for n in sorted({1, a.replicas}):
+                server.reset()
+                accept_rate(a, "postgresql", n, server)
+        finally:
+            server.close()
+    if a.hung_runs:
+        with_github_hanging(a.hung_runs)
     return 0
 
 
@@ -78,10 +100,18 @@ def with_github_hanging(runs: int) -> None:
           f"(max {max(to_rollback):.2f})")
 
 
-def accept_rate(a) -> None:
+def accept_rate(a, store: str, replicas: int, server=None) -> None:
+    from bridge_harness import Replica
+
     tmp = Path(tempfile.mkdtemp(prefix="fnops-bridge-bench-"))
-    b = Bridge(tmp)
+    if store == "postgresql":
+        b = Bridge(tmp, extra={"store": "env:FNOPS_BRIDGE_DSN", "dataDir": str(tmp / "data-0")},
+                   env={"FNOPS_BRIDGE_DSN": server.dsn})
+    else:
+        b = Bridge(tmp)
     b.start()
+    others = [Replica(b, i) for i in range(1, replicas)]
+    ports = [b.port] + [r.port for r in others]
     try:
         app = argocd_template.application("operation-finished", function="checkout", env="dev", revision=b.revision,
                                           phase="Running", health="Progressing")
@@ -94,8 +124,8 @@ def accept_rate(a) -> None:
         lock = threading.Lock()
         statuses = []
 
-        def client(chunk):
-            conn = http.client.HTTPConnection("127.0.0.1", b.port, timeout=30)
+        def client(chunk, port):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             mine = []
             for data in chunk:
                 t0 = time.perf_counter()
@@ -110,7 +140,7 @@ def accept_rate(a) -> None:
                 latencies.extend(mine)
 
         chunks = [bodies[i::a.clients] for i in range(a.clients)]
-        threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+        threads = [threading.Thread(target=client, args=(c, ports[i % len(ports)])) for i, c in enumerate(chunks)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -120,9 +150,13 @@ def accept_rate(a) -> None:
         assert statuses.count(202) == a.events, {s: statuses.count(s) for s in set(statuses)}
         latencies.sort()
         p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-        print(f"accepted {a.events} events with {a.clients} clients in {wall:.2f} s: {a.events / wall:.0f} events/s")
-        print(f"accept latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms")
+        what = f"{store} x{replicas}"
+        print(f"{what:<14} accepted {a.events} events with {a.clients} clients in {wall:.2f} s: "
+              f"{a.events / wall:.0f} events/s; accept latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, "
+              f"max {latencies[-1] * 1000:.1f} ms")
     finally:
+        for r in others:
+            r.stop()
         b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

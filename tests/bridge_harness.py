@@ -100,14 +100,14 @@ class Bridge:
         p = self.tmp / "bridge.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
-    def post(self, path, body, *, token=TOKEN, hmac_secret=None, raw=None, headers=None):
+    def post(self, path, body, *, token=TOKEN, hmac_secret=None, raw=None, headers=None, url=None):
         data = raw if raw is not None else json.dumps(body).encode()
         h = {"content-type": "application/json", **(headers or {})}
         if token:
             h["authorization"] = f"Bearer {token}"
         if hmac_secret:
             h["x-signature"] = "sha256=" + hmac.new(hmac_secret.encode(), data, hashlib.sha256).hexdigest()
-        req = urllib.request.Request(self.url + path, data=data, headers=h, method="POST")
+        req = urllib.request.Request((url or self.url) + path, data=data, headers=h, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, json.loads(r.read() or b"null")
@@ -137,6 +137,45 @@ class Bridge:
         for path in p.stdout.split():
             out += [json.loads(x) for x in git(self.origin, "show", f"fnops-audit:{path}").splitlines() if x]
         return out
+
+
+class Replica:
+    """Another `fnops bridge serve` with the same config but its own port and data dir."""
+
+    def __init__(self, b: Bridge, n: int):
+        self.b, self.port = b, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cfg = yaml.safe_load(b.config.read_text())
+        cfg["listen"], cfg["dataDir"] = f"127.0.0.1:{self.port}", str(b.tmp / f"data-{n}")
+        self.config = b.tmp / f"bridge-{n}.yaml"
+        self.config.write_text(yaml.safe_dump(cfg))
+        self.log = open(b.tmp / f"bridge-{n}.log", "ab")
+        self.proc = subprocess.Popen([shutil.which("fnops"), "bridge", "serve", "--config", str(self.config)],
+                                     env=b.env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_ready(self.url, self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def wait_ready(url, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "bridge exited"
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} not ready")
 
 
 def _merge(base: dict, over: dict) -> dict:

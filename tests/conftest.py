@@ -39,3 +39,28 @@ def fn_dir(tmp_path):
         return dst
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL server for the session (tests reset its schema)."""
+    import postgres
+
+    why = postgres.missing()
+    if why:
+        pytest.skip(f"needs {why} (installed by .ci/run)")
+    server = postgres.PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty outbox of each kind, as its URL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/outbox.db"
+    server = request.getfixturevalue("pg_server")
+    server.reset()
+    return server.dsn

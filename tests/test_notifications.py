@@ -53,6 +53,8 @@ def test_notifications_cm_wires_webhook_and_triggers():
 def test_kubernetes_manifests_are_valid():
     docs = []
     for path in sorted(glob.glob(os.path.join(ROOT, "notifications", "kubernetes", "*.yaml"))):
+        if os.path.basename(path) == "kustomization.yaml":
+            continue
         with open(path) as f:
             docs += [d for d in yaml.safe_load_all(f) if d]
     kinds = sorted(d["kind"] for d in docs)
@@ -92,3 +94,74 @@ def test_bad_config_lines(tmp_path, monkeypatch):
     assert f"{p}:4:46: gitops.auditBranch: must differ from the branch Argo CD watches" in out
     assert f"{p}:5:22: rollback.bakeTime: 'forever' is not a duration" in out
     assert f"{p}:6:1: slak: unknown key; did you mean 'slack'?" in out
+
+
+def _smp(base, patch):
+    """The strategic merge patch kustomize applies, for what the overlay uses: maps merge,
+    null deletes, lists of named items merge by name, other lists replace."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return patch
+    out = dict(base)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, list) and isinstance(out.get(k), list) and all(isinstance(i, dict) and "name" in i
+                                                                           for i in v + out[k]):
+            merged = {i["name"]: i for i in out[k]}
+            for item in v:
+                merged[item["name"]] = _smp(merged.get(item["name"], {}), item)
+            out[k] = list(merged.values())
+        else:
+            out[k] = _smp(out.get(k), v)
+    return out
+
+
+def _kustomize(folder):
+    with open(os.path.join(folder, "kustomization.yaml")) as f:
+        k = yaml.safe_load(f)
+    docs = []
+    for r in k.get("resources", []):
+        path = os.path.normpath(os.path.join(folder, r))
+        if os.path.isdir(path):
+            docs += _kustomize(path)
+        else:
+            with open(path) as f:
+                docs += [d for d in yaml.safe_load_all(f) if d]
+    for p in k.get("patches", []):
+        with open(os.path.join(folder, p["path"])) as f:
+            patch = yaml.safe_load(f)
+        ident = (patch["kind"], patch["metadata"]["name"])
+        target = next(i for i, d in enumerate(docs) if (d["kind"], d["metadata"]["name"]) == ident)
+        if patch.get("$patch") == "delete":
+            docs.pop(target)
+        else:
+            docs[target] = _smp(docs[target], patch)
+    return docs
+
+
+def test_postgresql_overlay_runs_replicas_with_a_budget_and_no_volume(tmp_path, monkeypatch):
+    import kubernetes_validate
+
+    docs = _kustomize(os.path.join(ROOT, "notifications", "kubernetes", "postgresql"))
+    by_kind = {d["kind"]: d for d in docs}
+    assert sorted(by_kind) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"]
+    for d in docs:
+        if d["kind"] == "ServiceMonitor":
+            assert schemas.validate(d) == []
+        else:
+            kubernetes_validate.validate(d, "1.33.0", strict=True)
+    spec = by_kind["Deployment"]["spec"]
+    assert spec["replicas"] == 2 and spec["strategy"] == {"type": "RollingUpdate",
+                                                           "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" and container["image"]  # merged, not replaced
+    assert {v["name"]: v for v in spec["template"]["spec"]["volumes"]}["outbox"] == {"name": "outbox", "emptyDir": {}}
+    pdb = by_kind["PodDisruptionBudget"]["spec"]
+    assert pdb["minAvailable"] == 1 and pdb["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    config = tmp_path / "bridge.yaml"
+    config.write_text(by_kind["ConfigMap"]["data"]["bridge.yaml"])
+    for k in ("FNOPS_BRIDGE_TOKEN", "GITOPS_TOKEN", "SLACK_BOT_TOKEN", "GITHUB_TOKEN"):
+        monkeypatch.setenv(k, "set")
+    monkeypatch.setenv("FNOPS_BRIDGE_DSN", "postgresql://bridge@db:5432/fnops")
+    r = CliRunner().invoke(cli, ["bridge", "check-config", str(config)])
+    assert r.exit_code == 0, r.output

@@ -1,6 +1,7 @@
 """One contract, every sink: a redelivered event has its effect once; a passing fault is a
 TemporaryError (retry), a lasting one a PermanentError (stop) — each against its real
-local counterpart (Slack and GitHub doubles, bare Git repositories)."""
+local counterpart (Slack and GitHub doubles, bare Git repositories) — and with either
+outbox (SQLite, PostgreSQL) keeping the records that make redelivery idempotent."""
 
 import os
 import shutil
@@ -12,18 +13,18 @@ from bridge_harness import Bridge
 from fnops.bridge import config as bridge_config
 from fnops.bridge.context import Context
 from fnops.bridge.sinks import build
-from fnops.bridge.store import Store
+from fnops.bridge.store import open_store
 from fnops.errors import PermanentError, TemporaryError
 from gitrepo import git
 
 
 class Rig:
-    def __init__(self, tmp_path, monkeypatch):
+    def __init__(self, tmp_path, monkeypatch, store_url):
         self.b = Bridge(tmp_path)
         for k in ("FNOPS_BRIDGE_TOKEN", "FNOPS_BRIDGE_HMAC", "SLACK_BOT_TOKEN", "GITHUB_TOKEN"):
             monkeypatch.setenv(k, self.b.env[k])
         self.cfg = bridge_config.load(str(self.b.config))
-        self.store = Store(str(tmp_path / "data" / "bridge.db"))
+        self.store = open_store(store_url)
         self.ctx = Context(self.cfg, self.store, str(tmp_path / "data"))
         self.sinks = build(self.cfg, self.ctx)
 
@@ -75,8 +76,8 @@ def permanent_fault(rig, name):
 
 
 @pytest.mark.parametrize("name", ["slack", "github", "audit", "rollback"])
-def test_sink_contract(name, tmp_path, monkeypatch):
-    rig = Rig(tmp_path, monkeypatch)
+def test_sink_contract(name, tmp_path, monkeypatch, store_url):
+    rig = Rig(tmp_path, monkeypatch, store_url)
     try:
         sink = rig.sinks[name]
         ev = rig.event()
@@ -86,6 +87,16 @@ def test_sink_contract(name, tmp_path, monkeypatch):
         assert once > before, f"{name} had no effect"
         sink.deliver(ev, rig.ctx)  # the outbox hands it over again (e.g. after a crash)
         assert effects(rig, name) == once, f"{name} is not idempotent"
+        if name == "github":  # a crash after GitHub answered, before the records were written
+            release = rig.ctx.release(ev)
+            src = release["source"]
+            rig.store.put("github-status", f"{src['repo']}|{src['commit']}|fnops/dev/checkout", [])
+            rig.store.put("github-deployment", f"{src['repo']}|{src['commit']}|dev|checkout", None)
+            did = rig.b.gh.deployments[0]["id"]
+            rig.store.put("github-deployment-status", f"{did}|{ev['id']}", None)
+            sink.deliver(ev, rig.ctx)
+            assert effects(rig, name) == once, "github repeated a write that had landed before the crash"
+            assert [r[0] for r in rig.b.gh.requests[-4:]].count("GET") >= 2  # it asked GitHub instead
 
         ev2 = rig.event(phase="Running", health="Progressing") if name != "rollback" else rig.event("Error", "Degraded")
         temporary_fault(rig, name)

@@ -18,7 +18,7 @@ GitOps = namedtuple("GitOps", "repo branch audit_branch token functions_dir gith
 Slack = namedtuple("Slack", "token default_channel base_url allowed_channels")
 GitHub = namedtuple("GitHub", "token base_url allowed_repos min_write_interval")
 Rollback = namedtuple("Rollback", "bake_seconds alert_names alert_namespaces")
-Delivery = namedtuple("Delivery", "max_attempts max_backoff timeout")
+Delivery = namedtuple("Delivery", "max_attempts max_backoff timeout lease")
 Retention = namedtuple("Retention", "done_after max_pending_events")
 
 TOP = ("listen", "auth", "store", "dataDir", "maxBodyBytes", "gitops", "slack", "github", "rollback", "argocd", "delivery",
@@ -111,11 +111,13 @@ def load(path: str) -> Config:
     argocd_url = c.typed(("argocd", "url"), a.get("url"), str)
     if argocd_url and not argocd_url.startswith("https://") and not argocd_url.startswith("http://"):
         c.fail(("argocd", "url"), "must be an http(s) URL of the Argo CD UI")
-    d = c.mapping(("delivery",), v.get("delivery"), ("maxAttempts", "maxBackoff", "timeout"))
+    d = c.mapping(("delivery",), v.get("delivery"), ("maxAttempts", "maxBackoff", "timeout", "lease"))
     delivery = Delivery(c.integer(("delivery", "maxAttempts"), d.get("maxAttempts", 12), 1, 1000) or 12,
                         c.parsed(("delivery", "maxBackoff"), d.get("maxBackoff", "5m"), units.whole_seconds, 1, 86400)
                         or 300,
-                        c.parsed(("delivery", "timeout"), d.get("timeout", "15s"), units.whole_seconds, 1, 600) or 15)
+                        c.parsed(("delivery", "timeout"), d.get("timeout", "15s"), units.whole_seconds, 1, 600) or 15,
+                        # PostgreSQL: how long a replica's claim on a delivery lasts (renewed before each attempt)
+                        c.parsed(("delivery", "lease"), d.get("lease", "2m"), units.whole_seconds, 2, 3600) or 120)
     r = c.mapping(("retention",), v.get("retention"), ("doneAfter", "maxPendingEvents"))
     retention = Retention(
         c.parsed(("retention", "doneAfter"), r.get("doneAfter", "168h"), units.whole_seconds, 60, 366 * 86400)

@@ -22,7 +22,7 @@ def serve(config_path: str) -> None:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = bridge_config.load(config_path)
-    store = open_store(cfg.store_url)
+    store = open_store(cfg.store_url, lease_seconds=cfg.delivery.lease)
     ctx = Context(cfg, store, cfg.data_dir)
     sinks = build(cfg, ctx)
     metrics = Metrics(store, sinks)

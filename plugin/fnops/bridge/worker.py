@@ -77,6 +77,9 @@ class Lane(threading.Thread):
     def _run(self, items) -> None:
         """Deliver one event, or a batch to a sink that takes batches (the audit log)."""
         name = self.sink.name
+        items = [d for d in items if self.store.touch(d.event_id, name, lane_id=self.lane_id)]
+        if not items:
+            return
         try:
             if len(items) > 1:
                 followups = self.sink.deliver_batch([d.event for d in items], self.ctx)

@@ -66,6 +66,27 @@ class GitHubSink(Sink):
         except OSError as e:
             raise_for(f"github {verb} {path}", None, str(e))
 
+    # Exactly once across a crash: an intent is recorded before each write. Finding one
+    # without the write's record means this event was being delivered when its replica died
+    # — the request may have landed — so GitHub is asked first. A first delivery asks nothing.
+    def _crashed_before(self, ctx, eid: int, what: str) -> bool:
+        return not ctx.store.claim("github-intent", f"{eid}:{what}", 1)
+
+    def _status_exists(self, api: str, sha: str, context: str, state: str, description: str) -> bool:
+        combined = self._request("GET", f"{api}/commits/{sha}/status") or {}
+        return any(s.get("context") == context and s.get("state") == state and s.get("description") == description
+                   for s in combined.get("statuses") or [])
+
+    def _find_deployment(self, api: str, sha: str, env: str, fn: str):
+        for d in self._request("GET", f"{api}/deployments?sha={sha}&environment={quote(env, safe='')}") or []:
+            if isinstance(d.get("payload"), dict) and d["payload"].get("function") == fn:
+                return d.get("id")
+        return None
+
+    def _deployment_status_exists(self, api: str, did: int, state: str, description: str) -> bool:
+        statuses = self._request("GET", f"{api}/deployments/{did}/statuses") or []
+        return any(s.get("state") == state and s.get("description") == description for s in statuses)
+
     def deliver(self, event: dict, ctx):
         release = ctx.release(event) or {}
         source = release.get("source") or {}
@@ -82,21 +103,26 @@ class GitHubSink(Sink):
         api = f"/repos/{owner}/{name}"
         fn, env = event["function"], event["environment"]
         link = argocd_url(self.argocd, event)
+        eid = event["id"]
         state = COMMIT_STATE.get(event["kind"])
         if state:
             context = f"fnops/{env}/{fn}"
             description = truncate(f"{detail(event)} ({short_image(release.get('image'))})", 140)
-            last = ctx.store.get("github-status", f"{repo}|{sha}|{context}")
-            if last != [state, description]:
-                body = {"state": state, "context": context, "description": description}
-                if link:
-                    body["target_url"] = link
-                self._request("POST", f"{api}/statuses/{sha}", body)
-                ctx.store.put("github-status", f"{repo}|{sha}|{context}", [state, description])
+            record = f"{repo}|{sha}|{context}"
+            if ctx.store.get("github-status", record) != [state, description]:
+                if not (self._crashed_before(ctx, eid, "status") and self._status_exists(api, sha, context, state,
+                                                                                          description)):
+                    body = {"state": state, "context": context, "description": description}
+                    if link:
+                        body["target_url"] = link
+                    self._request("POST", f"{api}/statuses/{sha}", body)
+                ctx.store.put("github-status", record, [state, description])
         dstate = DEPLOY_STATE.get(event["kind"])
         if dstate:
             dkey = f"{repo}|{sha}|{env}|{fn}"
             did = ctx.store.get("github-deployment", dkey)
+            if did is None and self._crashed_before(ctx, eid, "deployment"):
+                did = self._find_deployment(api, sha, env, fn)
             if did is None:
                 d = self._request("POST", f"{api}/deployments", {
                     "ref": sha, "environment": env, "auto_merge": False, "required_contexts": [],
@@ -104,12 +130,15 @@ class GitHubSink(Sink):
                     "payload": {"function": fn, "image": release.get("image") or ""},
                     "transient_environment": False, "production_environment": env in ("prod", "production")})
                 did = d["id"]
-                ctx.store.put("github-deployment", dkey, did)
-            skey = f"{did}|{event['id']}"
+            ctx.store.put("github-deployment", dkey, did)
+            skey = f"{did}|{eid}"
             if ctx.store.get("github-deployment-status", skey) is None:
-                body = {"state": dstate, "description": truncate(detail(event), 140)}
-                if link:
-                    body["log_url"] = link
-                self._request("POST", f"{api}/deployments/{int(did)}/statuses", body)
+                description = truncate(detail(event), 140)
+                if not (self._crashed_before(ctx, eid, "deployment-status")
+                        and self._deployment_status_exists(api, int(did), dstate, description)):
+                    body = {"state": dstate, "description": description}
+                    if link:
+                        body["log_url"] = link
+                    self._request("POST", f"{api}/deployments/{int(did)}/statuses", body)
                 ctx.store.put("github-deployment-status", skey, dstate)
         return None

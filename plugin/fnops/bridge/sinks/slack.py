@@ -10,8 +10,9 @@ message carries the event key as message metadata.
 
 The one window left (the Web API has no idempotency key, and the API subset fnops uses has
 no history lookup): a crash after chat.postMessage reached Slack and before its ts was
-written to the outbox — one SQLite or PostgreSQL commit — reposts that top-level message
-once on restart; its metadata carries the same event key, so the duplicate is recognisable."""
+written to the outbox — one SQLite or PostgreSQL commit — reposts that message (top-level
+or thread reply) once on redelivery, and the intent record makes the bridge log it; a
+top-level message's metadata carries the event key, so the duplicate is recognisable."""
 
 from __future__ import annotations
 
@@ -97,6 +98,9 @@ class SlackSink(Sink):
         blocks, text = self.blocks(event, release)
         msg = ctx.store.get("slack-message", key)
         if msg is None:
+            if not ctx.store.claim("slack-intent", f"{event['id']}:post", 1):
+                log.warning("slack: event %s was being posted when the bridge stopped; posting again "
+                            "(the message metadata carries its key, so a duplicate is recognisable)", event["id"])
             r = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False,
                            metadata={"event_type": "fnops_release",
                                      "event_payload": {"key": event["key"], "function": event["function"],
@@ -107,6 +111,9 @@ class SlackSink(Sink):
             return None
         if ctx.store.get("slack-reply", str(event["id"])) is not None:
             return None  # already told (a retry after a crash)
+        if not ctx.store.claim("slack-intent", f"{event['id']}:reply", 1):
+            log.warning("slack: the reply for event %s was being posted when the bridge stopped; posting again",
+                        event["id"])
         self._call("chat_update", channel=msg["channel"], ts=msg["ts"], text=text, blocks=blocks)
         r = self._call("chat_postMessage", channel=msg["channel"], thread_ts=msg["ts"], text=truncate(
             f"{status_of(event)[1]} {slack_text(detail(event))}", 3000), unfurl_links=False)

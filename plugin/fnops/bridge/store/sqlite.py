@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 
-from .base import DUE_ORDER_NOTE, Delivery  # noqa: F401  (DUE_ORDER_NOTE documents `due`)
+from .base import Delivery
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -117,6 +117,10 @@ class Store:
                                   (sink,)).fetchone()
         return row[0]
 
+    def touch(self, eid: int, sink: str, lane_id: str = "") -> bool:
+        """One process owns this outbox: a delivery it read is always its own."""
+        return True
+
     def _set(self, sql: str, args) -> None:
         with self.lock:
             self.db.execute(sql, args)
@@ -197,6 +201,8 @@ class Store:
                     self.db.execute("DELETE FROM events WHERE id = ?", (eid,))
                     self.db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?",
                                         [("release", key), ("rollback-outcome", key), ("slack-reply", str(eid))])
+                    self.db.execute("DELETE FROM kv WHERE ns IN ('github-intent', 'slack-intent') AND key LIKE ?",
+                                    (f"{eid}:%",))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
