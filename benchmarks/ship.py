@@ -7,10 +7,12 @@
    built from scratch (never pulled). The two alternate which goes first in each run, so
    neither warms the other's cache. Prints the medians and the ratio; the difference is
    fnops' overhead (reading the pins at the tip, the build context, the pin commit).
-2. 8 `fnops bump` processes of different functions started at once against one bare repo:
+2. Parallel builds: `fnops ship --all --no-pin` of N functions with `--jobs 1` against the
+   default (the CPU count), alternating which goes first.
+3. 8 `fnops bump` processes of different functions started at once against one bare repo:
    wall time of each until its pin is pushed (rebase-retry included).
 
-    python benchmarks/ship.py [--runs 5]
+    python benchmarks/ship.py [--runs 5] [--functions 4]
 """
 
 from __future__ import annotations
@@ -105,6 +107,30 @@ def bench_ship(reg, base, runs: int) -> None:
     print(f"ratio  {s / b:.2f}x  (fnops overhead {s - b:+.2f} s per run)")
 
 
+def bench_jobs(reg, base, runs: int, n: int) -> None:
+    fnops = shutil.which("fnops")
+    serial, parallel = [], []
+    for i in range(runs):
+        tmp = tempfile.mkdtemp(prefix="fnops-bench-jobs-")
+        try:
+            _, work = functions_repo(tmp, n)
+            env = {**ENV, "GITHUB_SHA": head(work)}
+
+            def timed(jobs, out):
+                t0 = time.perf_counter()
+                sh(fnops, "ship", "--env", "dev", "--registry", f"{reg.host}/jobs{i}", "--base-image", base, "--all",
+                   "--no-pin", *(["--jobs", "1"] if jobs == 1 else []), cwd=work, env=env)
+                out.append(time.perf_counter() - t0)
+
+            for step in (((1, serial), (0, parallel)) if i % 2 == 0 else ((0, parallel), (1, serial))):
+                timed(*step)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    s, p = statistics.median(serial), statistics.median(parallel)
+    print(f"jobs   {n} functions: --jobs 1 median {s:.2f} s, default (--jobs {os.cpu_count()}) median {p:.2f} s: "
+          f"{s / p:.2f}x faster")
+
+
 def bench_bumps(n: int = 8) -> None:
     fnops = shutil.which("fnops")
     tmp = tempfile.mkdtemp(prefix="fnops-bench-")
@@ -121,7 +147,7 @@ def bench_bumps(n: int = 8) -> None:
         for i, c in enumerate(clones):
             img = f"registry.example.com/fns/fn{i}:sha-{i:07d}@sha256:{str(i) * 64}"
             procs.append(subprocess.Popen([fnops, "bump", f"fn{i}", "--env", "dev", "--image", img,
-                                           "--source-commit", sha], cwd=c, env=ENV,
+                                           "--source-commit", sha, "--new-environment"], cwd=c, env=ENV,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
         done, errors = [], []
 
@@ -161,6 +187,7 @@ def bench_single(bare: str, tmp: str, sha: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--functions", type=int, default=4)
     a = ap.parse_args()
     missing = containers.have_tools()
     if missing:
@@ -169,6 +196,7 @@ def main() -> int:
     try:
         base = containers.build_python_base(reg)
         bench_ship(reg, base, a.runs)
+        bench_jobs(reg, base, a.runs, a.functions)
     finally:
         reg.stop()
     bench_bumps()

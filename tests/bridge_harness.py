@@ -16,6 +16,7 @@ import urllib.request
 
 import yaml
 
+from conftest import stop_process
 from containers import free_port
 from github_double import GitHubDouble
 from gitrepo import clone, git, make_origin
@@ -84,13 +85,8 @@ class Bridge:
         self.log.close()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         if self.log and not self.log.closed:
             self.log.close()
         self.slack.__exit__(None, None, None)
@@ -155,13 +151,7 @@ class Replica:
         wait_ready(self.url, self.proc)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -29,6 +29,17 @@ def fnops(*args, cwd=None, env=None, timeout=60):
     return subprocess.run(cmd, cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout)
 
 
+def stop_process(proc, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it does not go in time: every process a test starts ends."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 def fn_dir(tmp_path):
     """A copy of an example function to break."""

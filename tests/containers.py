@@ -55,7 +55,8 @@ class Registry:
 
     def manifest_digest(self, repo_path: str, tag: str) -> str:
         req = urllib.request.Request(f"http://{self.host}/v2/{repo_path}/manifests/{tag}", method="HEAD", headers={
-            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"})
+            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, "
+                      "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"})
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.headers["Docker-Content-Digest"]
 

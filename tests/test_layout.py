@@ -15,7 +15,7 @@ PKG = os.path.dirname(fnops.__file__)
 ROOT = os.path.dirname(os.path.dirname(PKG))
 
 # Lower layers never import higher ones. Leaves are the top-level modules of `fnops`.
-LAYER = {"leaf": 0, "spec": 1, "render": 2, "delivery": 3, "bridge": 4, "cli": 5}
+LAYER = {"leaf": 0, "spec": 1, "render": 2, "delivery": 3, "bridge": 4, "local": 4, "cli": 5}
 LEAVES = {"errors", "types", "lazyre", "yamldoc", "escape"}
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import containers
-from conftest import fnops
+from conftest import fnops, stop_process
 from gitrepo import clone, git, head, show
 
 pytestmark = pytest.mark.skipif(containers.have_tools() is not None,
@@ -194,19 +194,21 @@ def test_spec_errors_become_github_annotations(repo, registry):
     assert "::error file=functions/hello/function.yaml,line=3,col=1::scael: unknown key; did you mean 'scale'?" in r.stdout
 
 
-def test_build_failure_pushes_nothing(repo, registry):
+@pytest.mark.parametrize("jobs", ["1", "4"])
+def test_build_failure_pushes_nothing(repo, registry, jobs):
+    """One broken build among others, one at a time or in parallel: nothing pushed or pinned,
+    and the build's own last lines (where pip or the RUN step said why) are shown."""
     work, bare = repo
     reg, _ = registry
     with open(os.path.join(work, "functions/cat/Dockerfile"), "a") as f:
         f.write("RUN exit 3\n")
     before = all_tags(reg)
-    r = ship(work, registry, "--all")
+    r = ship(work, registry, "--all", "--jobs", jobs)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and lines[-1].startswith("fnops: build of") and "cat" in lines[-1]
     assert any(line.startswith("  | ") and "exit status 3" in line for line in lines[:-1]), r.stderr
     assert all_tags(reg) == before
     assert git(bare, "rev-list", "--count", "main") == "1"
-
 
 def _action_script(path, step_id):
     from conftest import ROOT
@@ -216,37 +218,115 @@ def _action_script(path, step_id):
     return next(s for s in action["runs"]["steps"] if s.get("id") == step_id)["run"]
 
 
+
+# --- the ledger: pins anchor what needs shipping ------------------------------------------
+
+def action_env(**inputs):
+    """The env the runner gives the action's ship step: every input's default, then these."""
+    from conftest import ROOT
+
+    with open(os.path.join(ROOT, "action.yml")) as f:
+        action = yaml.safe_load(f)
+    step = next(s for s in action["runs"]["steps"] if s.get("id") == "ship")
+    values = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+    values.update({k.replace("_", "-"): v for k, v in inputs.items()})
+    env = {}
+    for var, expr in step["env"].items():
+        name = expr.strip("${} ").split(".", 1)[1]
+        env[var] = values[name] if not values[name].startswith("${{") else ""
+    return env
+
+
+def run_action(work, tmp_path, extra_env=None, **inputs):
+    import re
+
+    out, summary = tmp_path / "output", tmp_path / "summary.md"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "FNOPS_"))},
+           **containers.BUILDAH_ENV, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out),
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": head(work), "GITHUB_REF": "refs/heads/main",
+           **action_env(**inputs), **(extra_env or {})}
+    script = _action_script("action.yml", "ship")
+    r = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    text = out.read_text() if out.exists() else ""
+    outputs = {m.group(1): m.group(2) for m in re.finditer(r"(\S+)<<FNOPS_EOF\n(.*?)\nFNOPS_EOF", text, re.S)}
+    return r, outputs, summary
+
+
 def test_the_action_runs_fnops_ship_and_sets_outputs_and_summary(repo, registry, tmp_path):
     """The composite action's own script, run the way a runner would (inputs as env)."""
     work, bare = repo
     reg, base = registry
-    out, summary = tmp_path / "output", tmp_path / "summary.md"
-    env = {**os.environ, **containers.BUILDAH_ENV, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out),
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": head(work), "GITHUB_REF": "refs/heads/main",
-           "FNOPS_ENV": "dev", "FNOPS_REGISTRY": f"{reg.host}/fns", "FNOPS_FUNCTIONS_DIR": "functions",
-           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_ALL": "false", "FNOPS_GITOPS_REPO": "",
-           "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "ghs_secret_token_value_123"}
-    env = {k: v for k, v in env.items() if not k.startswith("ARGOCD_")}
-    script = _action_script("action.yml", "ship").replace(
-        'fnops "${args[@]}"', f'fnops "${{args[@]}}" --base-image "{base}"')
-    r = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    r, outputs, summary = run_action(work, tmp_path, env="dev", registry=f"{reg.host}/fns", tool="buildah",
+                                     base_image=base, token="ghs_secret_token_value_123",
+                                     labels="org.opencontainers.image.vendor=acme\nteam=payments",
+                                     build_args="EXTRA=1", jobs="2")
     assert r.returncode == 0, r.stderr
     assert "::add-mask::ghs_secret_token_value_123" in r.stdout
-    outputs = out.read_text()
-    assert f"commit<<FNOPS_EOF\n{git(bare, 'rev-parse', 'main')}\nFNOPS_EOF" in outputs
-    functions = json.loads(outputs.split("functions<<FNOPS_EOF\n")[1].split("\nFNOPS_EOF")[0])
+    assert outputs["commit"] == git(bare, "rev-parse", "main")
+    functions = json.loads(outputs["functions"])
     assert sorted(f["function"] for f in functions) == ["cat", "hello"]
+    digests = json.loads(outputs["digests"])
+    assert digests == {f["function"]: f["digest"] for f in functions} and outputs["count"] == "2"
+    assert outputs["digest"] == "" and outputs["image"] == ""  # more than one function: no single value
     assert "| `hello` |" in summary.read_text()
     assert "ghs_secret_token_value_123" not in git(bare, "log", "--format=%B", "main")
+    config = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--config",
+                                        f"docker://{reg.host}/fns/hello@{digests['hello']}"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert config["config"]["Labels"]["team"] == "payments"  # labels reached the image
 
 
-def test_the_action_rejects_a_missing_env_input_itself(repo, registry, tmp_path):
+def test_the_action_builds_one_function_for_a_platform_and_outputs_its_digest(repo, registry, tmp_path):
+    """A matrix job: one function, a platform (a manifest list), no pin; build-push-action's
+    single `digest` output is set."""
+    import platform as host
+
     work, bare = repo
-    env = {**os.environ, "FNOPS_ENV": "", "FNOPS_REGISTRY": "", "FNOPS_FUNCTIONS_DIR": "functions",
-           "FNOPS_BUILDER": "buildah", "FNOPS_SINCE": "", "FNOPS_ALL": "false", "FNOPS_GITOPS_REPO": "",
-           "FNOPS_BRANCH": "", "FNOPS_DRY_RUN": "false", "GITOPS_TOKEN": "", "GITHUB_SHA": head(work)}
-    r = subprocess.run(["bash", "-e", "-c", _action_script("action.yml", "ship")], cwd=work, env=env,
-                       capture_output=True, text=True, timeout=120)
+    reg, base = registry
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
+    tip = git(bare, "rev-parse", "main")
+    r, outputs, _ = run_action(work, tmp_path, env="dev", registry=f"{reg.host}/fns", tool="buildah",
+                               base_image=base, function="hello", pin="false", platforms=f"linux/{arch}")
+    assert r.returncode == 0, r.stderr
+    assert outputs["digest"].startswith("sha256:") and outputs["image"].endswith("@" + outputs["digest"])
+    assert reg.manifest_digest("fns/hello", f"sha-{head(work)[:7]}") == outputs["digest"]
+    assert outputs["commit"] == "" and git(bare, "rev-parse", "main") == tip
+
+
+def test_the_action_plans_a_matrix_without_building(repo, registry, tmp_path):
+    work, _ = repo
+    reg, base = registry
+    tags = all_tags(reg)
+    r, outputs, _ = run_action(work, tmp_path, env="dev", registry=f"{reg.host}/fns", tool="buildah", plan="true")
+    assert r.returncode == 0, r.stderr
+    assert sorted(i["function"] for i in json.loads(outputs["plan"])) == ["cat", "hello"] and outputs["count"] == "2"
+    assert all_tags(reg) == tags
+
+
+def test_multi_platform_command_lines(monkeypatch, tmp_path):
+    """Building for another architecture needs qemu here; the command lines are what they promise."""
+    from fnops.delivery.build import Buildah, Docker
+
+    b = Buildah(platforms=("linux/amd64", "linux/arm64"), labels=("team=x",))
+    cmd = b.command("/ctx", "/ctx/Dockerfile", "r.example/fns/hello:sha-1", timestamp=1)
+    assert cmd[cmd.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert cmd[cmd.index("--manifest") + 1] == "r.example/fns/hello:sha-1" and "-t" not in cmd
+    assert cmd[cmd.index("--label") + 1] == "team=x" and "--timestamp=1" in cmd
+    assert b.push_command("r.example/fns/hello:sha-1", "/d")[:4] == ["buildah", "manifest", "push", "--all"]
+    (tmp_path / "docker").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    d = Docker(platforms=("linux/amd64", "linux/arm64"), instance="ci", cache_from=("type=registry,ref=x",),
+               gha_cache=True)
+    cmd = d.command("/c", "/c/D", "r:t", "/m", scope="s")
+    assert cmd[:5] == ["docker", "buildx", "build", "--builder", "ci"]
+    assert cmd[cmd.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert cmd.count("--cache-from") == 1 and "type=gha" not in " ".join(cmd)  # an explicit cache wins
+
+
+def test_the_action_rejects_a_missing_env_input_itself(repo, tmp_path):
+    work, _ = repo
+    r, _, _ = run_action(work, tmp_path, env="")
     assert r.returncode == 2 and "Invalid value for '--env'" in r.stderr
 
 
@@ -392,3 +472,63 @@ def test_docker_dry_run_never_pushes(repo, registry, tmp_path):
     assert not any("--push" in line or "type=registry" in line or "push=true" in line for line in lines)
     assert all("--output type=cacheonly" in line for line in lines)
     assert all(not f["pushed"] for f in json.loads(r.stdout)["functions"])
+
+
+def test_fnops_run_serves_a_dockerfile_function_through_buildah(repo, registry, tmp_path):
+    work, _ = repo
+    _, base = registry
+    web = os.path.join(work, "functions", "web")
+    os.makedirs(web)
+    with open(os.path.join(web, "function.yaml"), "w") as f:
+        f.write("runtime: dockerfile\nenv: {GREETING: hi}\n")
+    with open(os.path.join(web, "Dockerfile"), "w") as f:
+        f.write(f"FROM {base}\nWORKDIR /srv\nCOPY index.html /srv/index.html\n"
+                'CMD ["sh", "-c", "echo $GREETING > /srv/greeting.txt; exec python3 -m http.server $PORT"]\n')
+    with open(os.path.join(web, "index.html"), "w") as f:
+        f.write("<h1>served by buildah</h1>\n")
+    port = containers.free_port()
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen(["fnops", "run", "web", "--port", str(port), "--no-reload"], cwd=work,
+                            env={**os.environ, **containers.BUILDAH_ENV}, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline, body = time.monotonic() + 120, None
+        while time.monotonic() < deadline and body is None:
+            assert proc.poll() is None, (tmp_path / "run.log").read_text()
+            r = fnops("invoke", "--url", f"http://127.0.0.1:{port}/index.html", cwd=work)
+            body = r.stdout if r.returncode == 0 else None
+            time.sleep(0.3)
+        assert body and "served by buildah" in body
+        r = fnops("invoke", "--url", f"http://127.0.0.1:{port}/greeting.txt", cwd=work)
+        assert r.stdout.strip() == "hi"  # the function's env reached the container
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def test_a_matrix_fans_out_from_the_plan_and_pins_everything_in_one_commit(repo, registry, tmp_path):
+    """What the matrix workflow does: --plan lists the work, each job builds one function
+    without pinning, the last job pins every result in one commit."""
+    work, bare = repo
+    plan = json.loads(ship(work, registry, "--plan").stdout)["plan"]
+    assert sorted(i["function"] for i in plan) == ["cat", "hello"]
+    files = []
+    for item in plan:
+        r = ship(work, registry, "--no-pin", "--function", item["function"])
+        assert r.returncode == 0, r.stderr
+        (tmp_path / f"{item['function']}.json").write_text(r.stdout)
+        files.append(str(tmp_path / f"{item['function']}.json"))
+        assert [f["function"] for f in json.loads(r.stdout)["functions"]] == [item["function"]]
+    before = int(git(bare, "rev-list", "--count", "main"))
+    r = fnops("pin", "--env", "dev", *files, "--output", "json", cwd=work, env={"GITHUB_SHA": head(work)})
+    assert r.returncode == 0, r.stderr
+    assert int(git(bare, "rev-list", "--count", "main")) == before + 1
+    assert sorted(f["function"] for f in json.loads(r.stdout)["functions"]) == ["cat", "hello"]
+    assert json.loads(ship(work, registry, "--plan").stdout)["plan"] == []  # the ledger says: all shipped
+
+
+def test_parallel_builds_give_the_same_images_as_one_at_a_time(repo, registry):
+    work, _ = repo
+    one = json.loads(ship(work, registry, "--all", "--no-pin", "--jobs", "1").stdout)["functions"]
+    many = json.loads(ship(work, registry, "--all", "--no-pin", "--jobs", "4").stdout)["functions"]
+    digests = lambda rows: {r["function"]: r["digest"] for r in rows}  # noqa: E731
+    assert digests(one) == digests(many) and len(one) == 2

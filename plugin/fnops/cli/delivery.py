@@ -130,17 +130,28 @@ def rollback(function, env, reason, output, **g):
               "folder differs from the source their pin records.")
 @click.option("--all", "every", is_flag=True, help="Ship every function, changed or not.")
 @click.option("--plan", "plan_only", is_flag=True, help="Only say what would be built and why (no build, no push).")
+@click.option("--function", "only", multiple=True, metavar="NAME", help="Only these functions (repeatable): one "
+              "job of a matrix fanned out from `--plan`.")
+@click.option("--jobs", type=click.IntRange(1, 256), default=None, help="Builds at once (default: the CPU count).")
 @click.option("--base-image", metavar="REF", help="Base image for python runtimes (default python:<ver>-slim).")
 @click.option("--dry-run", is_flag=True, help="Build everything, push and commit nothing.")
 @click.option("--pin/--no-pin", default=True, show_default=True, help="Commit the pushed digests to releases/<env>.yaml.")
 @click.option("--allow-older", is_flag=True, help="Pin even over a pin whose source is newer or unrelated.")
 @APPROVED
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH",
+              help="Target platform(s), repeatable or comma-separated (a multi-arch manifest list).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="K=V", help="Build arguments (repeatable).")
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Image labels (repeatable).")
+@click.option("--cache-from", multiple=True, metavar="SPEC", help="docker builder: buildx cache sources.")
+@click.option("--cache-to", multiple=True, metavar="SPEC", help="docker builder: buildx cache exports.")
+@click.option("--buildx-builder", metavar="NAME", help="docker builder: the buildx builder instance to use.")
 @click.option("--provenance", is_flag=True, help="docker builder: attach SLSA provenance attestations.")
 @click.option("--sbom", is_flag=True, help="docker builder: attach an SBOM attestation.")
 @OUTPUT
 @gitops_flags
-def ship(env, registry, builder_name, since, every, plan_only, base_image, dry_run, pin, allow_older, approved,
-         provenance, sbom, output, **g):
+def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_image, dry_run, pin, allow_older,
+         approved, platforms, build_args, labels, cache_from, cache_to, buildx_builder, provenance, sbom, output,
+         **g):
     """Build, push and pin (one commit) every function whose folder differs from the
     source its pin records at the branch tip, or that has no pin yet."""
     import json as _json
@@ -151,14 +162,20 @@ def ship(env, registry, builder_name, since, every, plan_only, base_image, dry_r
     url = g["gitops_repo"]
     if (provenance or sbom) and builder_name != "docker":
         raise click.BadParameter("attestations need --builder docker", param_hint="--provenance/--sbom")
+    for kv in (*build_args, *labels):
+        if "=" not in kv or kv.startswith("="):
+            raise click.BadParameter(f"'{kv[:60]}' is not KEY=VALUE", param_hint="--build-arg/--label")
+    options = {"platforms": tuple(p for item in platforms for p in item.split(",") if p), "labels": labels,
+               "provenance": provenance, "sbom": sbom, "cache_from": cache_from, "cache_to": cache_to,
+               "instance": buildx_builder}
     if since and every:
         raise click.BadParameter("--since and --all exclude each other", param_hint="--all")
     results, sha, pr, plan = run_ship(
         env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name, since=since,
         every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
         token=token_from(g["token_env"], url), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
-        builder_options={"provenance": provenance, "sbom": sbom} if builder_name == "docker" else {},
-        plan_only=plan_only, allow_older=allow_older, approved=approved)
+        builder_options=options, plan_only=plan_only, allow_older=allow_older, approved=approved, jobs=jobs,
+        only=tuple(only), extra_build_args=build_args)
     planned = [{"function": i.function, "environment": i.environment, "reason": i.reason,
                 "sourceCommit": i.source_commit, "pinnedCommit": i.pinned_commit} for i in plan.items]
     skipped = [{"function": s.function, "environment": s.environment, "why": s.why, "pinnedCommit": s.pinned_commit}
@@ -183,7 +200,51 @@ def ship(env, registry, builder_name, since, every, plan_only, base_image, dry_r
             click.echo(f"{s.function} [{s.environment}] skipped: {s.why}")
         click.echo(f"pinned in {sha}" if sha else "nothing pinned")
     write_step_summary(results, sha, env)
-    write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": pr or ""})
+    # Per-function outputs (fromJSON(steps.x.outputs.digests).hello), and build-push-action's
+    # `digest`/`imageid`-style single values when exactly one image was shipped.
+    single = results[0] if len(results) == 1 else None
+    write_outputs(functions=_json.dumps(rows, sort_keys=True), commit=sha or "", **{"pr-url": pr or ""},
+                  digests=_json.dumps({r.function: r.digest for r in results}, sort_keys=True),
+                  images=_json.dumps({r.function: r.image for r in results}, sort_keys=True),
+                  digest=single.digest or "" if single else "", image=single.image if single else "",
+                  count=str(len(results)))
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--env", "env", required=True, callback=env_name, help="Environment to pin in.")
+@click.option("--allow-older", is_flag=True, help="Pin even over a pin whose source is newer or unrelated.")
+@APPROVED
+@OUTPUT
+@gitops_flags
+def pin(results, env, allow_older, approved, output, **g):
+    """Pin, in one commit, the images that `fnops ship --no-pin --output json` built — the
+    last job of a matrix that built one function per job."""
+    import json as _json
+
+    from ..delivery.origin import source_from_environment as _source
+    from ..delivery.pins import PinOp
+    from ..types import PinnedImage
+
+    images = {}
+    for path in results:
+        try:
+            with open(path, encoding="utf-8") as f:
+                rows = _json.load(f).get("functions", [])
+            for row in rows:
+                images[row["function"]] = PinnedImage.parse(row["image"])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise click.BadParameter(f"{path}: not the output of `fnops ship --output json` ({e})",
+                                     param_hint="RESULTS") from None
+    if not images:
+        click.echo("nothing to pin: no function was built")
+        return
+    mode = g["mode"]
+    history = _history()
+    ops = [PinOp(g["functions_dir"], name, env, "release", image=img, source=_source(), history=history,
+                 allow_older=allow_older, unapproved_push=(mode or "push") == "push" and not approved)
+           for name, img in sorted(images.items())]
+    _publish(ops, g, why=f"Pin {len(ops)} function(s) built by a matrix.", output=output)
 
 
 def _publish(ops, g, why, mode=None, output="text"):

@@ -72,11 +72,15 @@ def _push_error(tool: str, ref: str, stderr: str):
 
 
 class Buildah:
+    """`platforms` (more than the host's) build a manifest list pushed with every image;
+    building for another architecture needs qemu-user-static registered with binfmt."""
+
     name = "buildah"
 
-    def __init__(self):
+    def __init__(self, *, platforms=(), labels=()):
         if not shutil.which("buildah"):
             raise UsageError("builder 'buildah' is not installed (apt-get install buildah)")
+        self.platforms, self.labels = tuple(platforms), tuple(labels)
         self.env = dict(os.environ)
         self.env.setdefault("STORAGE_DRIVER", "vfs")
         self.env.setdefault("BUILDAH_ISOLATION", "chroot")
@@ -87,7 +91,10 @@ class Buildah:
         # with different buildah releases still agree on the digest. No --layers with a
         # timestamp: buildah's layer cache ignores --timestamp, so a cached layer from
         # another commit's build would make the digest depend on the runner's cache.
-        args = ["buildah", "bud", "--identity-label=false", "-f", dockerfile, "-t", ref]
+        target = ["--platform", ",".join(self.platforms), "--manifest", ref] if self.platforms else ["-t", ref]
+        args = ["buildah", "bud", "--identity-label=false", "-f", dockerfile, *target]
+        for label in self.labels:
+            args += ["--label", label]
         if timestamp is not None:
             args.append(f"--timestamp={timestamp}")
         else:
@@ -107,19 +114,26 @@ class Buildah:
         if p.returncode != 0:
             raise BuildError(f"build of {ref} failed: {_tail(p.stdout, 1)}", p.stdout)
 
+    def push_command(self, ref: str, digestfile: str, *, tls_verify=True) -> list[str]:
+        args = (["buildah", "manifest", "push", "--all", "--quiet", "--digestfile", digestfile] if self.platforms
+                else ["buildah", "push", "--quiet", "--digestfile", digestfile])
+        if not tls_verify:
+            args.append("--tls-verify=false")
+        return [*args, ref, f"docker://{ref}"]
+
     def push(self, ref: str, *, tls_verify=True) -> Digest:
         with tempfile.TemporaryDirectory(prefix="fnops-push-") as d:
             digestfile = os.path.join(d, "digest")
-            args = ["buildah", "push", "--quiet", "--digestfile", digestfile]
-            if not tls_verify:
-                args.append("--tls-verify=false")
-            p = subprocess.run([*args, ref, f"docker://{ref}"], env=self.env, capture_output=True, text=True)
+            p = subprocess.run(self.push_command(ref, digestfile, tls_verify=tls_verify), env=self.env,
+                               capture_output=True, text=True)
             if p.returncode != 0:
                 raise _push_error("buildah", ref, p.stderr)
             with open(digestfile) as f:
                 return Digest(f.read().strip())
 
     def remove(self, ref: str) -> None:
+        if self.platforms:
+            subprocess.run(["buildah", "manifest", "rm", ref], env=self.env, capture_output=True)
         subprocess.run(["buildah", "rmi", ref], env=self.env, capture_output=True)
 
 
@@ -128,12 +142,18 @@ class Docker:
 
     name = "docker"
 
-    def __init__(self, *, provenance: bool = False, sbom: bool = False, gha_cache: bool | None = None):
+    def __init__(self, *, provenance: bool = False, sbom: bool = False, gha_cache: bool | None = None,
+                 platforms=(), labels=(), cache_from=(), cache_to=(), instance: str | None = None):
         if not shutil.which("docker"):
             raise UsageError("builder 'docker' is not installed")
         self.provenance, self.sbom = provenance, sbom
-        self.gha_cache = bool(os.environ.get("ACTIONS_CACHE_URL") or os.environ.get("ACTIONS_RESULTS_URL")) \
-            if gha_cache is None else gha_cache
+        self.platforms, self.labels, self.instance = tuple(platforms), tuple(labels), instance
+        self.cache_from, self.cache_to = tuple(cache_from), tuple(cache_to)
+        # The action exposes the cache service (ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL) and sets
+        # FNOPS_GHA_CACHE=1 when its `gha-cache` input asks; `run:` steps see neither otherwise.
+        self.gha_cache = (os.environ.get("FNOPS_GHA_CACHE") == "1" and bool(
+            os.environ.get("ACTIONS_CACHE_URL") or os.environ.get("ACTIONS_RESULTS_URL"))) if gha_cache is None \
+            else gha_cache
         self._digests: dict = {}
 
     def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None) -> list[str]:
@@ -142,7 +162,17 @@ class Docker:
         uses the cache-only exporter, which pushes and loads nothing."""
         args = ["docker", "buildx", "build", "-f", dockerfile, "-t", ref, "--metadata-file", metadata_file,
                 f"--provenance={'true' if self.provenance else 'false'}", f"--sbom={'true' if self.sbom else 'false'}"]
-        if self.gha_cache and scope:
+        if self.instance:
+            args[3:3] = ["--builder", self.instance]
+        if self.platforms:
+            args += ["--platform", ",".join(self.platforms)]
+        for label in self.labels:
+            args += ["--label", label]
+        for c in self.cache_from:
+            args += ["--cache-from", c]
+        for c in self.cache_to:
+            args += ["--cache-to", c]
+        if self.gha_cache and scope and not (self.cache_from or self.cache_to):
             # One cache scope per function, or functions evict each other's layers.
             args += ["--cache-from", f"type=gha,scope={scope}", "--cache-to", f"type=gha,mode=max,scope={scope}"]
         for a in build_args:
@@ -175,8 +205,16 @@ class Docker:
         pass
 
 
+DOCKER_ONLY = ("provenance", "sbom", "gha_cache", "cache_from", "cache_to", "instance")
+
+
 def builder(name: str, **kw):
     factories = {"buildah": Buildah, "docker": Docker}
     if name not in factories:
         raise UsageError(f"unknown builder '{name}' (buildah, docker)")
-    return factories[name](**kw) if name == "docker" else factories[name]()
+    if name == "buildah":
+        asked = [k for k in DOCKER_ONLY if kw.get(k)]
+        if asked:
+            raise UsageError(f"--{asked[0].replace('_', '-')} needs --builder docker")
+        kw = {k: v for k, v in kw.items() if k not in DOCKER_ONLY}
+    return factories[name](**kw)

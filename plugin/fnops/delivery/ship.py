@@ -61,7 +61,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
          builder=None, publish_kwargs=None, pin: bool = True, mode: str | None = None,
          github_repo: str | None = None, builder_options=None, plan_only: bool = False, allow_older: bool = False,
-         approved: bool = False):
+         approved: bool = False, jobs: int | None = None, only: tuple = (), extra_build_args=()):
     """-> (list[Shipped], commit sha | None, pull request URL | None, Plan)."""
     from . import commits, ledger, pins, runtimes
     from ..spec import load_function
@@ -81,6 +81,11 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
     branch = branch or "main"
     plan = make_plan(root=root, env=env, functions_dir=functions_dir, since=since, every=every, head=head,
                      history=history, gitops_repo=gitops_repo, branch=branch, token=token)
+    if only:
+        unknown = sorted(set(only) - set(all_functions(root, functions_dir)))
+        if unknown:
+            raise UsageError(f"--function {unknown[0]}: no such function under {functions_dir}/")
+        plan = Plan([i for i in plan.items if i.function in only], [s for s in plan.skipped if s.function in only])
     fns, problems = [], []
     for item in plan.items:
         try:
@@ -109,22 +114,24 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
 
     timestamp = source_date_epoch(history, head)
     b = builder or make_builder(builder_name, **(builder_options or {}))
-    build_args = [f"BASE_IMAGE={base_image}"] if base_image else []
+    build_args = ([f"BASE_IMAGE={base_image}"] if base_image else []) + list(extra_build_args)
     built, contexts = [], []
+
+    def build_one(fn, ref):
+        ctx, dockerfile = runtimes.build_context(fn, base_image)
+        contexts.append(ctx)
+        tls = not (is_loopback(ref) or (base_image and is_loopback(base_image)))
+        b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}",
+                timestamp=timestamp, push=not dry_run)
+        built.append((fn, ref, tls))
+        return fn, ref, tls
+
     try:
-        for fn, ref in work:
-            ctx, dockerfile = runtimes.build_context(fn, base_image)
-            contexts.append(ctx)
-            tls = not (is_loopback(ref) or (base_image and is_loopback(base_image)))
-            b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}",
-                    timestamp=timestamp, push=not dry_run)
-            built.append((fn, ref, tls))
+        done = _parallel([lambda fn=fn, ref=ref: build_one(fn, ref) for fn, ref in work], jobs)
         if dry_run:
-            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name]) for fn, ref, _ in built], None, None, plan
-        pushed = []
-        for fn, ref, tls in built:
-            digest = b.push(ref, tls_verify=tls)
-            pushed.append((fn, PinnedImage.parse(f"{ref}@{digest}")))
+            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name]) for fn, ref, _ in done], None, None, plan
+        digests = _parallel([lambda ref=ref, tls=tls: b.push(ref, tls_verify=tls) for _, ref, tls in done], jobs)
+        pushed = [(fn, PinnedImage.parse(f"{ref}@{digest}")) for (fn, ref, _), digest in zip(done, digests)]
     finally:
         for ctx in contexts:
             shutil.rmtree(ctx, ignore_errors=True)
@@ -142,6 +149,24 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
                                      token=token, why=why, publish_kwargs=publish_kwargs, mode=mode,
                                      github_repo=github_repo)
     return results, sha, pr, plan
+
+
+def _parallel(calls, jobs: int | None) -> list:
+    """Run the calls on up to `jobs` threads (builders are processes: threads only wait);
+    -> their results in order. Every call finishes before the first failure (in order) is
+    raised, so nothing is left half-built behind the error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    if jobs == 1 or len(calls) <= 1:
+        return [c() for c in calls]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(calls)), thread_name_prefix="fnops-build") as pool:
+        futures = [pool.submit(c) for c in calls]
+        errors = [f.exception() for f in futures]
+    for e in errors:
+        if e is not None:
+            raise e
+    return [f.result() for f in futures]
 
 
 def source_date_epoch(history, head: str) -> int | None:
