@@ -235,3 +235,23 @@ def test_retention_prunes_delivered_events_and_their_records(tmp_path):
     assert s.get("release", old["key"]) is None
     assert [(r[0], r[2]) for r in s.deliveries()] == [(stuck_id, "failed")]
     s.close()
+
+
+def test_an_alert_decides_on_the_tip_it_fetched_not_on_a_stale_mirror(make_bridge, tmp_path):
+    from conftest import fnops
+    from gitrepo import head
+
+    b = make_bridge()
+    assert b.post("/v1/argocd", argocd(b, "Running", "Progressing"))[0] == 202  # the mirror fetches once here
+    b.wait(lambda: b.pending() == 0, what="the first event")
+    work = clone(b.origin, tmp_path / "newer")  # a newer release lands after that, unseen by the bridge
+    newer = "ghcr.io/acme/functions/checkout:sha-c0ffee0@sha256:" + "c" * 64
+    r = fnops("bump", "checkout", "--env", "dev", "--image", newer, "--source-commit", head(work), cwd=work)
+    assert r.returncode == 0, r.stderr
+    alert = {"version": "4", "status": "firing", "groupKey": "{}:{alertname=\"FnopsErrorRateHigh\"}", "alerts": [
+        {"status": "firing", "labels": {"alertname": "FnopsErrorRateHigh", "fnops_function": "checkout",
+                                        "fnops_environment": "dev"}, "startsAt": "2026-11-22T10:00:00Z"}]}
+    assert b.post("/v1/alertmanager", alert)[0] == 202
+    b.wait(lambda: any(line["kind"] == "rolled-back" for line in b.audit_lines()), what="the rollback")
+    pin = yaml.safe_load(git(b.origin, "show", "main:functions/checkout/releases/dev.yaml"))
+    assert pin["rollbackOf"] == newer  # the release running now was rolled back, not the one before it
