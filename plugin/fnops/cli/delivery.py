@@ -222,7 +222,6 @@ def pin(results, env, allow_older, approved, output, **g):
     last job of a matrix that built one function per job."""
     import json as _json
 
-    from ..delivery.origin import source_from_environment as _source
     from ..delivery.pins import PinOp
     from ..types import PinnedImage
 
@@ -241,7 +240,8 @@ def pin(results, env, allow_older, approved, output, **g):
         return
     mode = g["mode"]
     history = _history()
-    ops = [PinOp(g["functions_dir"], name, env, "release", image=img, source=_source(), history=history,
+    source = source_from_environment()
+    ops = [PinOp(g["functions_dir"], name, env, "release", image=img, source=source, history=history,
                  allow_older=allow_older, unapproved_push=(mode or "push") == "push" and not approved)
            for name, img in sorted(images.items())]
     _publish(ops, g, why=f"Pin {len(ops)} function(s) built by a matrix.", output=output)

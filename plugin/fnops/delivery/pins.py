@@ -92,8 +92,10 @@ class PinOp:
         fn = load_function(folder, self.env)
         path = release_path(folder, self.env)
         current = load_release_for(fn) if os.path.exists(path) else None
-        if current is None and not self.new_environment and self.env not in declared_environments(root, self.functions_dir):
-            known = ", ".join(sorted(declared_environments(root, self.functions_dir))) or "none"
+        declared = declared_environments(root, self.functions_dir) if current is None and not self.new_environment \
+            else None
+        if declared is not None and self.env not in declared:
+            known = ", ".join(sorted(declared)) or "none"
             raise Refused(f"environment '{self.env}' is not declared by any function (declared: {known}); "
                           "add it under `environments:` in function.yaml, or pass --new-environment")
         if self.unapproved_push and self.kind != "rollback" and fn.approval == "required":

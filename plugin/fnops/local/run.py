@@ -147,7 +147,6 @@ def serve(folder: str, env: str | None, port: int, host: str = "127.0.0.1", relo
                 except FnopsError as e:  # a half-saved file: say so, keep watching
                     say(e.format())
                     continue
-                runner = kind(fn, port, host) if kind is PythonServer else runner
                 runner.fn = fn
                 proc = runner.start()
                 say(f"reloaded {fn.name}")
