@@ -28,15 +28,23 @@ class History:
     def __init__(self, root: str):
         self.root = root
         self._unshallowed = False
+        # A plan or a status asks about the same commits over and over (head, for every pin):
+        # commits this clone has, and diffs already taken, are answered from memory.
+        self._known: set[str] = set()
+        self._diffs: dict = {}
 
     def _git(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True)
 
     def has(self, sha: str) -> bool:
-        if self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0:
+        if sha in self._known:
             return True
-        self._deepen()
-        return self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
+        if self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
+            self._deepen()
+            if self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
+                return False
+        self._known.add(sha)
+        return True
 
     def _deepen(self) -> None:
         """A shallow CI checkout (fetch-depth: 1) knows no older commit: fetch the history once."""
@@ -60,6 +68,12 @@ class History:
 
     def changed_folders(self, old: str, new: str, functions_dir: str) -> set[str] | None:
         """Function names with a change outside releases/ between two commits (None: unknown)."""
+        key = (old, new, functions_dir)
+        if key not in self._diffs:
+            self._diffs[key] = self._changed_folders(old, new, functions_dir)
+        return self._diffs[key]
+
+    def _changed_folders(self, old: str, new: str, functions_dir: str) -> set[str] | None:
         if not (self.has(old) and self.has(new)):
             return None
         p = self._git("diff", "--name-only", "--no-renames", old, new, "--", functions_dir)
