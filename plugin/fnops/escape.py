@@ -18,6 +18,14 @@ def printable(text: str) -> str:
                    (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
 
 
+def shown(value, limit: int = 60) -> str:
+    """A value quoted in an error message: one line, at most `limit` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    if not (text.isascii() and text.isprintable()):
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def workflow_data(text: str) -> str:
     """The message part of `::cmd props::message` (actions/toolkit escapeData)."""
     return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

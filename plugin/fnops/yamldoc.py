@@ -20,6 +20,7 @@ import stat
 import yaml
 
 from .errors import Problem, SpecError
+from .escape import shown
 
 try:  # libyaml is 5-10x faster; the pure-Python composer is the fallback.
     from yaml import CSafeLoader as _Loader
@@ -221,7 +222,7 @@ class _Builder:
         if not isinstance(key, str):
             key = ev.value  # `1: x` or `on: x` keep the text as written
         if key in frame.value:
-            raise _fail(self.path, ev.start_mark, f"duplicate key '{shown_key(key)}'")
+            raise _fail(self.path, ev.start_mark, f"duplicate key '{shown(key)}'")
         frame.key, frame.key_mark, frame.merging = key, self._mark(ev), False
         kp = frame.path + (key,)
         self.key_marks[kp] = frame.key_mark
@@ -271,11 +272,6 @@ class _Builder:
             except ValueError:
                 raise _fail(self.path, ev.start_mark, "not a number YAML can read; quote it if it is text") from None
         return ctor.construct_yaml_bool(node)
-
-
-def shown_key(key: str) -> str:
-    text = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def loads(text: str, path: str) -> Doc:

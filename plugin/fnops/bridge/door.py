@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import re
 
-from ..lazyre import LazyRe
+from ..spec.units import is_dns1123_label
+from ..types import GitSha
 
 MAX_DEPTH = 32
 _STRUCTURE = re.compile(rb'[\[\]{}"\\]')
-DNS_LABEL = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-HEX_REVISION = LazyRe(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 class BadPayload(ValueError):
@@ -75,11 +74,26 @@ class Fields:
     def _name(self, key: str) -> str:
         return f"'{self.where}{key}'"
 
-    def text(self, key: str, *, required: bool = False, max_len: int = 256, default: str = "") -> str:
+    def _present(self, key: str, required: bool):
+        """The field's value, None when absent — unless it is required."""
         v = self.obj.get(key)
+        if v is None and required:
+            raise BadPayload(f"missing required field {self._name(key)}")
+        return v
+
+    def _sized(self, key: str, required: bool, kind: type, what: str, unit: str, max_items: int):
+        v = self._present(key, required)
         if v is None:
-            if required:
-                raise BadPayload(f"missing required field {self._name(key)}")
+            return kind()
+        if not isinstance(v, kind):
+            raise BadPayload(f"field {self._name(key)} must be {what}")
+        if len(v) > max_items:
+            raise BadPayload(f"field {self._name(key)} has more than {max_items} {unit}")
+        return v
+
+    def text(self, key: str, *, required: bool = False, max_len: int = 256, default: str = "") -> str:
+        v = self._present(key, required)
+        if v is None:
             return default
         if not isinstance(v, str):
             raise BadPayload(f"field {self._name(key)} must be a string")
@@ -101,27 +115,21 @@ class Fields:
 
     def label(self, key: str, *, required: bool = False) -> str:
         v = self.text(key, required=required, max_len=63)
-        if v and not DNS_LABEL.fullmatch(v):
+        if v and not is_dns1123_label(v):
             raise BadPayload(f"field {self._name(key)} must be a DNS label (lowercase letters, digits, '-')")
         return v
 
     def revision(self, key: str) -> str:
         v = self.text(key, max_len=64)
-        if v and not HEX_REVISION.fullmatch(v):
-            raise BadPayload(f"field {self._name(key)} must be a full Git commit SHA")
+        if v:
+            try:
+                GitSha(v)
+            except ValueError:
+                raise BadPayload(f"field {self._name(key)} must be a full Git commit SHA") from None
         return v
 
     def mapping(self, key: str, *, required: bool = False, max_items: int = 256) -> dict:
-        v = self.obj.get(key)
-        if v is None:
-            if required:
-                raise BadPayload(f"missing required field {self._name(key)}")
-            return {}
-        if not isinstance(v, dict):
-            raise BadPayload(f"field {self._name(key)} must be an object")
-        if len(v) > max_items:
-            raise BadPayload(f"field {self._name(key)} has more than {max_items} entries")
-        return v
+        return self._sized(key, required, dict, "an object", "entries", max_items)
 
     def string_map(self, key: str, *, required: bool = False) -> dict:
         m = self.mapping(key, required=required)
@@ -131,16 +139,7 @@ class Fields:
         return m
 
     def items(self, key: str, *, required: bool = False, max_items: int = 1000) -> list:
-        v = self.obj.get(key)
-        if v is None:
-            if required:
-                raise BadPayload(f"missing required field {self._name(key)}")
-            return []
-        if not isinstance(v, list):
-            raise BadPayload(f"field {self._name(key)} must be a list")
-        if len(v) > max_items:
-            raise BadPayload(f"field {self._name(key)} has more than {max_items} items")
-        return v
+        return self._sized(key, required, list, "a list", "items", max_items)
 
     def flag(self, key: str) -> bool:
         v = self.obj.get(key, False)

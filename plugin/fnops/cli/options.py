@@ -30,25 +30,20 @@ def gitops_flags(f):
 
 def env_name(ctx, param, value):
     """Environment names become file names and labels: DNS labels only."""
-    from ..spec.units import DNS1123_LABEL
+    from ..spec.units import is_dns1123_label, shown
 
-    if value is not None and (not DNS1123_LABEL.fullmatch(value) or len(value) > 63):
-        raise click.BadParameter(f"'{_shown(value)}' is not an environment name (lowercase letters, digits, '-', at most 63)")
+    if value is not None and not is_dns1123_label(value):
+        raise click.BadParameter(f"'{shown(value)}' is not an environment name (lowercase letters, digits, '-', at most 63)")
     return value
 
 
 def function_name(ctx, param, value):
     """A FUNCTION argument names a folder: a DNS-1035 label before it touches a path."""
     from ..spec.function import MAX_NAME
-    from ..spec.units import DNS1035
+    from ..spec.units import is_dns1035, shown
 
-    if value is not None and (not DNS1035.fullmatch(value) or len(value) > MAX_NAME):
-        raise click.BadParameter(f"'{_shown(value)}' is not a function name (lowercase letters, digits and '-', "
+    if value is not None and not is_dns1035(value, MAX_NAME):
+        raise click.BadParameter(f"'{shown(value)}' is not a function name (lowercase letters, digits and '-', "
                                  f"starting with a letter, at most {MAX_NAME} characters)")
     return value
 
-
-def _shown(value: str) -> str:
-    """A rejected value, printable on one line and bounded."""
-    text = value.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 80 else text[:77] + "..."

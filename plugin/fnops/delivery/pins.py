@@ -62,9 +62,13 @@ def revision_of(fn, release) -> str | None:
 def _source_of(rel) -> dict | None:
     if rel is None:
         return None
-    src = {"repo": rel.source_repo, "commit": rel.source_commit, "ref": rel.source_ref, "run": rel.source_run}
-    src = {k: str(v) for k, v in src.items() if v}
+    src = _strs({"repo": rel.source_repo, "commit": rel.source_commit, "ref": rel.source_ref, "run": rel.source_run})
     return src or None
+
+
+def _strs(mapping: dict) -> dict:
+    """A source mapping as a pin writes it: text values, empty ones left out."""
+    return {k: str(v) for k, v in mapping.items() if v}
 
 
 class PinOp:
@@ -184,7 +188,7 @@ class PinOp:
             raise Refused(f"{where}: no previous release recorded, nothing to roll back to")
         values = {"image": str(current.previous_image)}
         if current.previous_source:
-            values["source"] = {k: str(v) for k, v in current.previous_source.items() if v}
+            values["source"] = _strs(current.previous_source)
         values["releasedAt"] = released_at()
         values["rollbackOf"] = str(current.image)
         return values
@@ -197,7 +201,7 @@ def _previous_of(rel) -> dict | None:
     if rel.previous_revision:
         prev["revision"] = rel.previous_revision
     if rel.previous_source:
-        prev["source"] = {k: str(v) for k, v in rel.previous_source.items() if v}
+        prev["source"] = _strs(rel.previous_source)
     return prev
 
 

@@ -4,6 +4,7 @@ would be valid."""
 
 from __future__ import annotations
 
+from ..escape import shown  # noqa: F401  (the spec's messages quote values through it)
 from ..lazyre import LazyRe
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -59,14 +60,6 @@ def _duration(text: str) -> float | None:
             return None
         total += number * _UNIT_SECONDS[unit]
     return total
-
-
-def shown(value) -> str:
-    """A value in an error message: bounded, one line."""
-    text = value if isinstance(value, str) else repr(value)
-    if not (text.isascii() and text.isprintable()):
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def is_dns1035(name, max_len: int = 63) -> bool:

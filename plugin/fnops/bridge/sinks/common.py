@@ -8,9 +8,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ...lazyre import LazyRe
+from ...types import GitSha
 
 GITHUB_REPO = LazyRe(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
-GIT_SHA = LazyRe(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 STATUS = {
     "syncing": ("syncing", ":arrows_counterclockwise:"),
@@ -44,7 +44,10 @@ def valid_repo(repo) -> bool:
 
 
 def valid_sha(sha) -> bool:
-    return isinstance(sha, str) and GIT_SHA.fullmatch(sha) is not None
+    try:
+        return isinstance(sha, str) and bool(GitSha(sha))
+    except ValueError:
+        return False
 
 
 def commit_url(source: dict) -> str | None:
