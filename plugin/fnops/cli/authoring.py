@@ -77,9 +77,7 @@ def run(function, env, functions_dir, port, host, reload):
     """Serve FUNCTION (a name under --functions-dir, or a folder) locally with the server its
     image uses, its env: and overlays applied; restart on every change."""
     from ..local.run import serve
-    from ..spec import check_environment
 
-    check_environment(env)
     sys.exit(serve(_folder(function, functions_dir), env, port, host, reload, say=lambda m: click.echo(m, err=True)))
 
 

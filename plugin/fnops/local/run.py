@@ -60,17 +60,31 @@ class PythonServer:
         pass
 
 
+def _loopback_bases(dockerfile: str) -> bool:
+    """Whether a FROM names an image on a loopback registry (plain HTTP, as `ship` treats it).
+    A base written through an ARG cannot be known here and keeps TLS verification on."""
+    from ..delivery.build import is_loopback
+
+    with open(dockerfile, encoding="utf-8") as f:
+        for line in f:
+            words = line.split()
+            if words and words[0].upper() == "FROM":
+                image = next((w for w in words[1:] if not w.startswith("--")), "")
+                if is_loopback(image):
+                    return True
+    return False
+
+
 class BuildahServer:
-    """A dockerfile function: build its image, run its command under `buildah run`."""
+    """A dockerfile function: build its image with the builder `ship` uses, run its command
+    under `buildah run`."""
 
     def __init__(self, fn, port: int, host: str):
-        import shutil
+        from ..delivery.build import Buildah
 
-        if not shutil.which("buildah"):
-            raise UsageError("runtime 'dockerfile' runs locally through buildah (apt-get install buildah)")
         self.fn, self.port, self.host = fn, port, host
-        self.env = {**os.environ, "STORAGE_DRIVER": os.environ.get("STORAGE_DRIVER", "vfs"),
-                    "BUILDAH_ISOLATION": os.environ.get("BUILDAH_ISOLATION", "chroot")}
+        self.builder = Buildah()  # says how to install buildah when it is missing
+        self.env = self.builder.env
         self.container = None
 
     def _buildah(self, *args: str) -> str:
@@ -87,7 +101,7 @@ class BuildahServer:
         ctx, dockerfile = runtimes.build_context(self.fn)
         ref = f"localhost/fnops-run/{self.fn.name}:dev"
         try:
-            self._buildah("bud", "--quiet", "--layers", "--tls-verify=false", "-f", dockerfile, "-t", ref, ctx)
+            self.builder.build(ctx, dockerfile, ref, tls_verify=not _loopback_bases(dockerfile))
         finally:
             shutil.rmtree(ctx, ignore_errors=True)
         self.container = self._buildah("from", "--pull-never", ref)
