@@ -117,9 +117,10 @@ def accept_rate(a, store: str, replicas: int, server=None) -> None:
                                           phase="Running", health="Progressing")
         base = json.loads(argocd_template.render(app))
         bodies = []
-        for i in range(a.events):
-            body = dict(base, app=f"checkout-dev-{i}")  # distinct events (no folding), each delivered for real
-            bodies.append(json.dumps(body).encode())
+        # Distinct events (no folding), each delivered for real: the same release at new revisions.
+        # (The Application's name must stay the one the ApplicationSet gives: the bridge ignores others.)
+        for rev in b.new_revisions(a.events):
+            bodies.append(json.dumps(dict(base, operationRevision=rev, syncRevision=rev)).encode())
         latencies: list[float] = []
         lock = threading.Lock()
         statuses = []

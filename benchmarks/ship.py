@@ -89,12 +89,13 @@ def bench_ship(reg, base, runs: int) -> None:
                 with open(os.path.join(ctx, "handler.py"), "a") as f:
                     f.write(f"# bare {i}\n")
                 ref = f"{reg.host}/bare/fn0:run{i}"
-                cmd = Buildah().command(ctx, dockerfile, ref, tls_verify=False, timestamp=1795341600)
+                b = Buildah()  # the same storage driver as fnops' builds
+                cmd = b.command(ctx, dockerfile, ref, tls_verify=False, timestamp=1795341600)
                 t0 = time.perf_counter()
                 sh(*cmd)
-                sh("buildah", "push", "--quiet", "--tls-verify=false", ref, f"docker://{ref}")
+                sh(*b.exe, "push", "--quiet", "--tls-verify=false", ref, f"docker://{ref}")
                 bare_t.append(time.perf_counter() - t0)
-                sh("buildah", "rmi", ref)
+                sh(*b.exe, "rmi", ref)
                 shutil.rmtree(ctx, ignore_errors=True)
 
             for step in ((run_ship, run_bare) if i % 2 == 0 else (run_bare, run_ship)):

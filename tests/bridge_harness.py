@@ -28,7 +28,8 @@ NEW_IMAGE = "ghcr.io/acme/functions/checkout:sha-1a2b3c4@sha256:" + "b" * 64
 
 
 class Bridge:
-    def __init__(self, tmp_path, *, slack_channels=("C0DEPLOYS", "C0TEAM"), bake="15m", extra=None, env=None):
+    def __init__(self, tmp_path, *, slack_channels=("C0DEPLOYS", "C0TEAM"), bake="15m", extra=None, env=None,
+                 nofile=None):
         self.tmp = tmp_path
         self.origin = make_origin(tmp_path)
         work = clone(self.origin, tmp_path / "dev-clone")
@@ -62,11 +63,14 @@ class Bridge:
                     "GITHUB_TOKEN": "ghp_bridge", **(env or {})}
         self.proc = None
         self.log = None
+        self.nofile = nofile  # the open-file limit (soft and hard) of the process, as a container may set it
 
     def start(self):
         self.log = open(self.tmp / "bridge.log", "ab")
-        self.proc = subprocess.Popen([shutil.which("fnops"), "bridge", "serve", "--config", str(self.config)],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        cmd = [shutil.which("fnops"), "bridge", "serve", "--config", str(self.config)]
+        if self.nofile:  # the shell sets the limit and becomes the bridge (exec): the pid is the bridge's
+            cmd = ["/bin/sh", "-c", f'ulimit -n {int(self.nofile)} && exec "$@"', "sh", *cmd]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -125,6 +129,24 @@ class Bridge:
     def pending(self) -> int:
         return sum(int(float(line.rsplit(" ", 1)[1])) for line in self.metrics().splitlines()
                    if line.startswith("fnops_bridge_deliveries{") and 'state="pending"' in line)
+
+    def new_revisions(self, n: int) -> list[str]:
+        """n more commits on main with main's tree: revisions of the same release, each a
+        distinct event to the bridge (as a re-sync of the same Application would be)."""
+        head = git(self.origin, "rev-parse", "main")
+        stream, when = [], int(time.time())
+        for i in range(n):
+            msg = f"revision {i}\n".encode()
+            stream.append(b"commit refs/heads/main\nmark :%d\ncommitter dev <dev@example.com> %d +0000\ndata %d\n%s"
+                          % (i + 1, when, len(msg), msg))
+            if i == 0:
+                stream.append(b"from %s\n" % head.encode())
+            stream.append(b"\n")
+        marks = self.tmp / "revision-marks"
+        subprocess.run(["git", "fast-import", "--quiet", f"--export-marks={marks}"], cwd=self.origin,
+                       input=b"".join(stream), check=True, capture_output=True)
+        shas = dict(line.split() for line in marks.read_text().splitlines())
+        return [shas[f":{i + 1}"] for i in range(n)]
 
     def audit_lines(self) -> list[dict]:
         p = subprocess.run(["git", "ls-tree", "-r", "--name-only", "fnops-audit"], cwd=self.origin,

@@ -4,6 +4,7 @@ the internet."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -94,8 +95,9 @@ def _libs(paths) -> set[str]:
     return out
 
 
-def build_python_base(registry: Registry, name: str = "base/python") -> str:
-    """A minimal image with /bin/sh (busybox) and python3.11 + stdlib; pushed to `registry`."""
+def build_python_base(registry: Registry, name: str = "base/python", with_pip: bool = False) -> str:
+    """A minimal image with /bin/sh (busybox) and python3.11 + stdlib; pushed to `registry`.
+    `with_pip`: plus this environment's pip (pure Python), for functions with requirements."""
     env = {**os.environ, **BUILDAH_ENV}
     rootfs = tempfile.mkdtemp(prefix="fnops-base-")
     try:
@@ -116,6 +118,11 @@ def build_python_base(registry: Registry, name: str = "base/python") -> str:
             dst = rootfs + lib
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy(lib, dst)
+        if with_pip:
+            import pip
+
+            shutil.copytree(os.path.dirname(pip.__file__), f"{rootfs}/usr/lib/python3/dist-packages/pip",
+                            ignore=shutil.ignore_patterns("__pycache__"))
         for d in ("tmp", "app", "etc"):
             os.makedirs(f"{rootfs}/{d}", exist_ok=True)
         with open(f"{rootfs}/etc/passwd", "w") as f:
@@ -134,3 +141,13 @@ def build_python_base(registry: Registry, name: str = "base/python") -> str:
         return ref
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def registry_with_base(root: str, name: str = "base/python", with_pip: bool = False):
+    """(registry, base image ref) for a test module; the registry stops afterwards."""
+    reg = Registry(root)
+    try:
+        yield reg, build_python_base(reg, name, with_pip)
+    finally:
+        reg.stop()

@@ -117,6 +117,9 @@ class GitHubDouble(LoopbackServer):
         self.violations: list[str] = []
         self.requests: list[tuple] = []
         self.faults: list[tuple] = []  # (status, headers, body) answered before the next requests
+        # (METHOD, path template) -> (status, headers, body): how GitHub answers that operation
+        # here (a 403 the repository's settings cause), after the request passed the schema.
+        self.refusals: dict[tuple, tuple] = {}
         self.pulls: list[dict] = []
         self.comments: list[dict] = []
         self.statuses: list[dict] = []
@@ -154,6 +157,8 @@ class GitHubDouble(LoopbackServer):
         if (p.get("owner"), p.get("repo")) != (self.owner, self.repo):
             return 404, {}, {"message": "Not Found"}
         key = (method, template)
+        if key in self.refusals:
+            return self.refusals[key]
         if key == ("GET", "/repos/{owner}/{repo}"):
             repo = self.spec.example("full-repository-default-response")
             repo.update(name=self.repo, full_name=f"{self.owner}/{self.repo}", default_branch="main")

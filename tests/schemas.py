@@ -101,7 +101,7 @@ def validate(obj: dict) -> list[str]:
         v = jsonschema.Draft7Validator(schemas[key])
         errs += [f"{where}: {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(obj)]
         return errs
-    if key in (("apps/v1", "Deployment"), ("v1", "Service")):
+    if key in (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap")):
         import kubernetes_validate
 
         try:

@@ -3,6 +3,13 @@
 as Slack does: HTTP 200 with ok:false and an error code, 429 + Retry-After when asked to,
 5xx on demand. Block Kit limits are enforced (≤ 50 blocks, header ≤ 150, section text ≤ 3000,
 ≤ 10 fields of ≤ 2000), and `text` is required alongside blocks (the notification fallback).
+
+Each posted or updated message is also read as Slack's documented parsing would read it
+(`effects`): which special mentions it would notify (`<!here>`, and a plain `@here` where
+Slack parses names) and which URLs it would link (marked-up `<url|…>`, and bare URLs or
+domains where Slack auto-links). Top-level `text`: chat.postMessage links bare URLs unless
+`parse=none` and parses names with `link_names` or `parse=full`; chat.update's default parse
+mode is `client` (both). A mrkdwn text object links and parses names unless `verbatim`.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import threading
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +26,42 @@ import schemas
 from loopback import LoopbackServer
 
 METHODS = ("chat.postMessage", "chat.update", "auth.test", "conversations.info")
+
+
+SPECIAL = re.compile(r"<!(here|channel|everyone|group)(?:\|[^>]*)?>")
+MARKED_LINK = re.compile(r"<((?:https?|mailto):[^|>]*)(?:\|[^>]*)?>")
+MARKUP = re.compile(r"<[^>]*>")
+PLAIN_MENTION = re.compile(r"(?<![\w@])@(here|channel|everyone|group)\b", re.IGNORECASE)
+BARE_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://[^\s<>|]+|(?:[a-z0-9-]+\.)+[a-z]{2,}\b(?:/[^\s<>|]*)?)")
+PARSE_MODES = {"chat.postMessage": ("none", "full", "client"), "chat.update": ("none", "full")}
+
+
+def slack_reads(text: str, *, names: bool, links: bool) -> tuple[set, set]:
+    """(special mentions notified, URLs linked) of one text as Slack parses it."""
+    mentions = {m.group(1).lower() for m in SPECIAL.finditer(text)}
+    linked = {m.group(1) for m in MARKED_LINK.finditer(text)}
+    plain = MARKUP.sub(" ", text)
+    if names:
+        mentions |= {m.group(1).lower() for m in PLAIN_MENTION.finditer(plain)}
+    if links:
+        linked |= {m.group(0) for m in BARE_URL.finditer(plain)}
+    return mentions, linked
+
+
+def message_effects(method: str, args: dict, blocks) -> tuple[set, set]:
+    parse = args.get("parse") or ("client" if method == "chat.update" else None)
+    link_names = args.get("link_names") in (True, 1, "1", "true")
+    mentions, linked = slack_reads(args.get("text") or "", names=link_names or parse in ("full", "client"),
+                                   links=parse != "none")
+    for b in blocks or []:
+        objs = [b.get("text")] + list(b.get("fields") or []) + list(b.get("elements") or [])
+        for o in objs:
+            if isinstance(o, dict) and o.get("type") == "mrkdwn":
+                raw = o.get("verbatim") is not True
+                m, ln = slack_reads(o.get("text", ""), names=raw, links=raw)
+                mentions |= m
+                linked |= ln
+    return mentions, linked
 
 
 def _spec(method):
@@ -58,6 +102,7 @@ class SlackDouble(LoopbackServer):
         self.calls: list[tuple[str, dict]] = []
         self.faults: list[tuple] = []  # (http status, headers, body) for the next calls
         self.messages: dict = {}  # (channel, ts) -> {"text", "blocks", "thread_ts", "history": [...]}
+        self.effects: list[dict] = []  # per post/update: {"method", "mentions", "links"} as Slack would parse it
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         super().__init__(self._handler())
@@ -90,6 +135,9 @@ class SlackDouble(LoopbackServer):
             blocks = args.get("blocks")
             if isinstance(blocks, str):
                 blocks = json.loads(blocks)
+            if "parse" in args and args["parse"] not in PARSE_MODES[method]:
+                self.violations.append(f"{method}: parse must be one of {', '.join(PARSE_MODES[method])}")
+                return 200, {}, {"ok": False, "error": "invalid_arguments"}
             if blocks is not None:
                 errs = block_kit_problems(blocks)
                 if errs:
@@ -100,6 +148,8 @@ class SlackDouble(LoopbackServer):
             channel = self.names.get(args["channel"], args["channel"])
             if channel not in self.channels:
                 return 200, {}, {"ok": False, "error": "channel_not_found"}
+            mentions, linked = message_effects(method, args, blocks)
+            self.effects.append({"method": method, "mentions": mentions, "links": linked})
             with self._lock:
                 if method == "chat.postMessage":
                     if args.get("thread_ts") and (channel, args["thread_ts"]) not in self.messages:

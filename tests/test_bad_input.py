@@ -19,8 +19,10 @@ CASES = [
      "scale.minn: unknown key; did you mean 'min'?"),
     ("missing-runtime", "name: fn\n", None, 1, 1, "'runtime' is required"),
     ("bad-runtime", "runtime: python2.7\n", None, 1, 10, "runtime: 'python2.7' is not one of python3.11"),
-    ("bad-name", "runtime: python3.12\nname: Hello_World\n", None, 2, 7, "'Hello_World' is not a valid name"),
-    ("name-too-long", f"runtime: python3.12\nname: {'a' * 60}\n", None, 2, 7, "at most 54"),
+    ("name-not-the-folder", "runtime: python3.12\nname: checkout\nslo: {errorRate: 1%}\n", None, 2, 7,
+     "name: 'checkout' is not this folder's name; objects are named after the folder, so the only valid value is 'fn'"),
+    ("name-invalid-and-not-the-folder", "runtime: python3.12\nname: Hello_World\n", None, 2, 7,
+     "'Hello_World' is not this folder's name"),
     ("min-above-max", "runtime: python3.12\nscale: {min: 5, max: 2}\n", None, 2, 22, "max (2) is below min (5)"),
     ("window-range", "runtime: python3.12\nscale: {window: 2h}\n", None, 2, 17, "allowed 6s–1h"),
     ("window-fraction", "runtime: python3.12\nscale: {window: 1500ms}\n", None, 2, 17, "whole seconds"),
@@ -32,8 +34,6 @@ CASES = [
     ("env-bool", "runtime: python3.12\nenv:\n  DEBUG: yes\n", None, 3, 10, "env.DEBUG: value must be a string; quote it"),
     ("concurrency-range", "runtime: python3.12\nconcurrency: 5000\n", None, 2, 14, "allowed 0–1000"),
     ("timeout-range", "runtime: python3.12\ntimeout: 15m\n", None, 2, 10, "allowed 1s–10m"),
-    ("canary-tag-length", f"runtime: python3.12\nname: {'b' * 54}\ntraffic: {{canary: 10}}\n", None, 3, 19,
-     "tag host 'candidate-"),
     ("kafka-no-topics", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: [k:9092]}\n", None, 3, 12,
      "topics: is required"),
     ("cron-bad-schedule", "runtime: python3.12\ntriggers:\n  - cron: {schedule: 'every minute'}\n", None, 3, 22,
@@ -71,6 +71,91 @@ CASES = [
      "is not this function's repository (<registry>/"),
     ("pin-bad-commit", "runtime: python3.12\n", RELEASE + "source: {commit: abc123}\n", 2, 18, "not a full Git commit SHA"),
     ("pin-unknown-key", "runtime: python3.12\n", RELEASE + "imagee: x\n", 2, 1, "did you mean 'image'?"),
+    ("pin-other-functions-revision", "runtime: python3.12\ntraffic: {canary: 10}\n",
+     RELEASE + f"previous: {{image: 'registry.example.com/fns/fn@{DIGEST}', revision: checkout-1a2b3c4d}}\n", 2, 132,
+     "previous.revision: 'checkout-1a2b3c4d' is not a revision of this function (fn-<8 hex>"),
+    # numbers: finite, and ASCII digits only (str.isdigit and \d in a str pattern take '٣' and '３')
+    ("target-nan-keda", "runtime: python3.12\ndeployer: keda\nscale: {target: .nan}\n", None, 3, 17,
+     "scale.target: nan is not a finite number; allowed ≥ 0.01"),
+    ("target-inf-keda", "runtime: python3.12\ndeployer: keda\nscale: {target: .inf}\n", None, 3, 17,
+     "scale.target: inf is not a finite number"),
+    ("target-nan-knative", "runtime: python3.12\nscale: {target: .NaN}\n", None, 2, 17, "is not a finite number"),
+    ("target-fraction-keda-http", "runtime: python3.12\ndeployer: keda\nscale: {target: 0.5}\n", None, 3, 17,
+     "0.5 is not a whole number ≥ 1; KEDA's HTTP add-on counts whole requests"),
+    ("quantity-arabic-indic-digit", "runtime: python3.12\nresources: {cpu: '٣'}\n", None, 2, 18,
+     "resources.cpu: '\\u0663' is not a Kubernetes quantity"),
+    ("quantity-fullwidth-digits", "runtime: python3.12\nresources: {memory: '１２８Mi'}\n", None, 2, 21,
+     "is not a Kubernetes quantity"),
+    ("percent-unicode-digit", "runtime: python3.12\nslo: {errorRate: '٣%'}\n", None, 2, 18, "is not a percentage"),
+    ("percent-nan", "runtime: python3.12\nslo: {errorRate: 'nan%'}\n", None, 2, 18, "is not a percentage"),
+    ("handler-non-ascii", "runtime: python3.12\nhandler: 'hañdler:handle'\n", None, 2, 10, "is not module:function"),
+    ("kafka-unicode-port", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: ['k:٩٠٩٢'], topics: [a]}\n",
+     None, 3, 32, "is not host:port"),
+    ("cron-unicode-digit", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '٣ * * * *'}\n", None, 3, 22,
+     "is not a 5-field cron schedule"),
+    ("pin-tag-unicode-digit", "runtime: python3.12\n", f"image: registry.example.com/fns/{{name}}:v٣@{DIGEST}\n", 1, 8,
+     "is not a valid image tag"),
+    # @every: a Go duration of at least a second, exactly as robfig/cron reads it
+    ("every-words", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every now and then'}\n", None, 3, 22,
+     "is not @every <duration> with a duration from 1s to 8760h"),
+    ("every-zero", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every 0s'}\n", None, 3, 22, "is not @every"),
+    ("every-negative", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every -1h'}\n", None, 3, 22,
+     "is not @every"),
+    ("every-sub-second", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every 500ms'}\n", None, 3, 22,
+     "is not @every"),
+    ("every-two-spaces", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every  1h'}\n", None, 3, 22,
+     "is not @every"),
+    ("every-keda-window", "runtime: python3.12\ndeployer: keda\nhttp: {visibility: none}\ntriggers:\n"
+     "  - cron: {start: '@every 5x', end: '0 18 * * *', timezone: UTC}\n", None, 5, 19, "is not @every"),
+    ("cron-macro-unknown", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@fortnightly'}\n", None, 3, 22,
+     "is not a cron macro"),
+    # KEDA HTTP hosts: DNS names; wildcards only where the platform allows them
+    ("host-catch-all", "runtime: python3.12\ndeployer: keda\nhttp: {hosts: ['*']}\n", None, 3, 16,
+     "http.hosts[0]: '*' would route every host to this function; lowercase DNS names only"),
+    ("host-wildcard", "runtime: python3.12\ndeployer: keda\nhttp: {hosts: ['*.example.com']}\n", None, 3, 16,
+     "'*.example.com' is a wildcard; lowercase DNS names only (e.g. fn.example.com) unless the platform sets "
+     "FNOPS_KEDA_HOSTS=wildcard"),
+    ("host-uppercase", "runtime: python3.12\ndeployer: keda\nhttp: {hosts: [Fn.Example.com]}\n", None, 3, 16,
+     "'Fn.Example.com' is not a host name"),
+    ("host-with-path", "runtime: python3.12\ndeployer: keda\nhttp: {hosts: [fn.example.com/admin]}\n", None, 3, 16,
+     "is not a host name"),
+    # Kafka and broker names that end up in object fields and labels
+    ("kafka-topic-chars", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: ['k:9092'], topics: ['a b']}\n",
+     None, 3, 52, "triggers[0].kafka.topics[0]: 'a b' is not a Kafka topic name"),
+    ("kafka-port-range", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: ['k:99999'], topics: [a]}\n",
+     None, 3, 32, "a port 1–65535"),
+    ("kafka-group-long", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: ['k:9092'], topics: [a], "
+     f"consumerGroup: {'g' * 300}}}\n", None, 3, 71, "is not a consumer group id"),
+    ("broker-not-a-label", "runtime: python3.12\ntriggers:\n  - event: {broker: 'My Broker'}\n", None, 3, 21,
+     "is not a Broker name"),
+    # Prometheus server addresses KEDA would query
+    ("prometheus-file-url", "runtime: python3.12\nscale: {min: 1, metric: prometheus, target: 5, prometheus: "
+     "{query: up, serverAddress: 'file:///etc/passwd'}}\n", None, 2, 87, "is not an http(s) server URL"),
+    ("prometheus-credentials", "runtime: python3.12\nscale: {min: 1, metric: prometheus, target: 5, prometheus: "
+     "{query: up, serverAddress: 'http://u:p@prom:9090'}}\n", None, 2, 87, "carries credentials"),
+    # limits on what one folder may make the renderer build (spec/limits.py)
+    ("too-many-triggers", "runtime: python3.12\ntriggers:\n" + "  - event: {}\n" * 33, None, 3, 3,
+     "triggers: 33 triggers; at most 32"),
+    ("too-many-topics", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: ['k:9092'], topics: ["
+     + ",".join(f"t{i}" for i in range(65)) + "]}\n", None, 3, 51, "triggers[0].kafka.topics: 65 topics; at most 64"),
+    ("too-many-servers", "runtime: python3.12\ntriggers:\n  - kafka: {bootstrapServers: ["
+     + ",".join(f"k{i}:9092" for i in range(17)) + "], topics: [a]}\n", None, 3, 31, "17 servers; at most 16"),
+    ("too-many-keda-scalers", "runtime: python3.12\ndeployer: keda\ntriggers:\n"
+     + ("  - kafka: {bootstrapServers: ['k:9092'], topics: [" + ",".join(f"t{i}" for i in range(40)) + "]}\n") * 2,
+     None, 4, 3, "every kafka topic and cron window is a trigger of the one ScaledObject: 80 here, at most 64"),
+    ("too-many-env", "runtime: python3.12\nenv: {" + ", ".join(f"V{i}: x" for i in range(257)) + "}\n", None, 2, 6,
+     "env: 257 variables; at most 256"),
+    ("too-many-hosts", "runtime: python3.12\ndeployer: keda\nhttp: {hosts: ["
+     + ",".join(f"h{i}.example.com" for i in range(33)) + "]}\n", None, 3, 15, "http.hosts: 33 hosts; at most 32"),
+    ("too-many-secrets", "runtime: python3.12\nenvFrom: {secrets: [" + ",".join(f"s{i}" for i in range(33)) + "]}\n",
+     None, 2, 20, "envFrom.secrets: 33 names; at most 32"),
+    ("too-many-filters", "runtime: python3.12\ntriggers:\n  - event: {filter: {"
+     + ", ".join(f"a{i}: x" for i in range(17)) + "}}\n", None, 3, 21, "17 attributes; at most 16"),
+    ("too-many-environments", "runtime: python3.12\nenvironments:\n" + "".join(f"  e{i}: {{}}\n" for i in range(33)),
+     None, 3, 3, "environments: 33 environments; at most 32"),
+    ("cron-too-long", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '" + "1," * 100 + "1 * * * *'}\n", None, 3, 22,
+     "a cron schedule is at most 128"),
+    ("pin-too-large", "runtime: python3.12\n", RELEASE + "# pad\n" * 1000, 1, 1, "file is larger than 4 KiB"),
 ]
 
 
@@ -97,6 +182,33 @@ def test_render_rejects_bad_input_with_one_precise_line(tmp_path, spec, release,
     assert m.group(1) == str(d / fname), lines[0]
     assert (int(m.group(2)), int(m.group(3))) == (line, col), lines[0]
     assert fragment in m.group(4), lines[0]
+
+
+@pytest.mark.parametrize("folder,line,col,fragment", [
+    ("Hello_World", 1, 1, "'Hello_World' is not a valid function name: lowercase letters, digits and '-', starting "
+     "with a letter (it is the folder's name; rename the folder)"),
+    ("a" * 60, 1, 1, "is 60 characters; at most 54"),
+])
+def test_the_folder_name_is_the_function_name(tmp_path, folder, line, col, fragment):
+    d = _write(tmp_path, "runtime: python3.12\n", None, name=folder)
+    r = fnops("render", str(d), "--env", "dev")
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(f"{d / 'function.yaml'}:{line}:{col}: "), r.stderr
+    assert fragment in r.stderr, r.stderr
+
+
+def test_a_name_that_repeats_the_folder_is_accepted(tmp_path):
+    d = _write(tmp_path, "runtime: python3.12\nname: fn\n", None)
+    r = fnops("render", str(d), "--env", "dev")
+    assert r.returncode == 0, r.stderr
+    assert "name: fn\n" in r.stdout
+
+
+def test_canary_tag_host_must_fit_a_label(tmp_path):
+    d = _write(tmp_path, "runtime: python3.12\ntraffic: {canary: 10}\n", None, name="b" * 54)
+    r = fnops("render", str(d), "--env", "dev")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"{d / 'function.yaml'}:2:19: traffic.canary: with a canary the tag host 'candidate-b")
 
 
 def test_billion_laughs_fails_fast_with_a_clear_message(tmp_path):

@@ -165,7 +165,9 @@ def test_slo_alert_within_bake_time_rolls_back(bridge):
                                            "alertmanager-webhook-firing.json")) as f:
         payload = json.load(f)
     for a in payload["alerts"]:
-        a["labels"].update(fnops_function="checkout", fnops_environment="dev", alertname="FnopsErrorRateHigh")
+        # namespace: what Prometheus Operator's enforcedNamespaceLabel stamps on the rule fnops rendered
+        a["labels"].update(fnops_function="checkout", fnops_environment="dev", alertname="FnopsErrorBudgetFastBurn",
+                           namespace="functions-dev")
     assert bridge.post("/v1/alertmanager", payload)[0] == 202
     bridge.wait(lambda: any(l["kind"] == "rolled-back" for l in bridge.audit_lines()), what="rollback")
     assert yaml.safe_load(show(bridge.origin, "functions/checkout/releases/dev.yaml"))["rollbackOf"] == NEW_IMAGE
@@ -251,8 +253,8 @@ def test_a_real_alertmanager_posts_to_the_bridge(bridge, tmp_path):
                            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                           stdout=am_log, stderr=subprocess.STDOUT)
     try:
-        alert = [{"labels": {"alertname": "FnopsLatencyP95High", "fnops_function": "checkout",
-                             "fnops_environment": "dev", "severity": "critical"},
+        alert = [{"labels": {"alertname": "FnopsLatencyBudgetFastBurn", "fnops_function": "checkout",
+                             "fnops_environment": "dev", "severity": "critical", "namespace": "functions-dev"},
                   "annotations": {"summary": "checkout p95 latency above 300ms"}}]
         deadline = time.monotonic() + 20
         while True:
@@ -268,7 +270,7 @@ def test_a_real_alertmanager_posts_to_the_bridge(bridge, tmp_path):
         bridge.wait(lambda: any(l["kind"] == "rolled-back" for l in bridge.audit_lines()), timeout=60,
                     what="Alertmanager's webhook to trigger the rollback")
         fired = [l for l in bridge.audit_lines() if l["kind"] == "alert-firing"]
-        assert fired and "FnopsLatencyP95High" in fired[0]["detail"]
+        assert fired and "FnopsLatencyBudgetFastBurn" in fired[0]["detail"]
     finally:
         am.terminate()
         am.wait(10)

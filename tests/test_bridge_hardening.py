@@ -197,7 +197,8 @@ def test_only_the_fnops_slo_alerts_roll_back_and_each_door_has_its_token(make_br
     b = make_bridge(extra={"auth": {"alertmanagerTokenEnv": "AM_TOKEN"}}, env={"AM_TOKEN": ALERT_TOKEN})
     alert = {"version": "4", "status": "firing", "groupKey": "{}:{alertname=\"HighCPU\"}", "alerts": [
         {"status": "firing", "labels": {"alertname": "HighCPU", "fnops_function": "checkout",
-                                        "fnops_environment": "dev"}, "startsAt": "2026-11-22T10:00:00Z"}]}
+                                        "fnops_environment": "dev", "namespace": "functions-dev"},
+         "startsAt": "2026-11-22T10:00:00Z"}]}
     assert b.post("/v1/alertmanager", alert)[0] == 401  # the Argo CD token does not open this door
     assert b.post("/v1/alertmanager", alert, token=ALERT_TOKEN)[0] == 202
     b.wait(lambda: any("not an fnops SLO alert" in line.get("detail", "") for line in b.audit_lines()),
@@ -209,10 +210,8 @@ def test_the_outbox_stays_bounded_under_a_flood(make_bridge):
     b = make_bridge(extra={"retention": {"maxPendingEvents": 10}, "delivery": {"timeout": "30s"}})
     b.gh.hang = 60  # nothing drains: every event stays pending for GitHub
     codes = []
-    for i in range(14):
-        body = argocd(b, "Running", "Progressing", message="m" * 500_000)
-        body["app"] = f"checkout-dev-{i}"  # distinct events (the key folds repeats of one app)
-        codes.append(b.post("/v1/argocd", body)[0])
+    for rev in b.new_revisions(14):  # distinct events (the key folds repeats of one app and revision)
+        codes.append(b.post("/v1/argocd", argocd(b, "Running", "Progressing", revision=rev, message="m" * 500_000))[0])
     assert codes[:10] == [202] * 10 and codes[10:] == [503] * 4
     size = sum(os.path.getsize(os.path.join(b.data, f)) for f in os.listdir(b.data) if f.startswith("bridge.db"))
     assert size < 2_000_000, size  # messages are kept bounded, not 500 KB each
@@ -248,9 +247,10 @@ def test_an_alert_decides_on_the_tip_it_fetched_not_on_a_stale_mirror(make_bridg
     newer = "ghcr.io/acme/functions/checkout:sha-c0ffee0@sha256:" + "c" * 64
     r = fnops("bump", "checkout", "--env", "dev", "--image", newer, "--source-commit", head(work), cwd=work)
     assert r.returncode == 0, r.stderr
-    alert = {"version": "4", "status": "firing", "groupKey": "{}:{alertname=\"FnopsErrorRateHigh\"}", "alerts": [
-        {"status": "firing", "labels": {"alertname": "FnopsErrorRateHigh", "fnops_function": "checkout",
-                                        "fnops_environment": "dev"}, "startsAt": "2026-11-22T10:00:00Z"}]}
+    alert = {"version": "4", "status": "firing", "groupKey": "{}:{alertname=\"FnopsErrorBudgetFastBurn\"}", "alerts": [
+        {"status": "firing", "labels": {"alertname": "FnopsErrorBudgetFastBurn", "fnops_function": "checkout",
+                                        "fnops_environment": "dev", "namespace": "functions-dev"},
+         "startsAt": "2026-11-22T10:00:00Z"}]}
     assert b.post("/v1/alertmanager", alert)[0] == 202
     b.wait(lambda: any(line["kind"] == "rolled-back" for line in b.audit_lines()), what="the rollback")
     pin = yaml.safe_load(git(b.origin, "show", "main:functions/checkout/releases/dev.yaml"))

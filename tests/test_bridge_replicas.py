@@ -29,12 +29,11 @@ def ready(url) -> int:
         return 0
 
 
-def event(b, i, phase, health):
-    app = argocd_template.application("operation-finished", function="checkout", env="dev", revision=b.revision,
+def event(revision, phase, health):
+    """checkout's Application at `revision`: distinct revisions of one release are distinct events."""
+    app = argocd_template.application("operation-finished", function="checkout", env="dev", revision=revision,
                                       phase=phase, health=health)
-    body = json.loads(argocd_template.render(app))
-    body["app"] = f"checkout-dev-{i}"  # distinct events of one release
-    return body
+    return json.loads(argocd_template.render(app))
 
 
 def outbox(dsn):
@@ -77,10 +76,11 @@ def test_three_replicas_one_killed_mid_flight_deliver_everything_exactly_once(cl
     urls = [b.url] + [r.url for r in others]
     b.gh.hang = 0.4  # GitHub is slow, so GitHub work is in flight when a replica dies
     states = [("Running", "Progressing"), ("Succeeded", "Healthy")] * 4
+    revs = b.new_revisions(len(states) + 2)
     for i, (phase, health) in enumerate(states):
-        assert b.post("/v1/argocd", event(b, i, phase, health), url=urls[i % 3])[0] == 202
-    for i in (100, 101):  # two reports of one degraded release, to two replicas
-        assert b.post("/v1/argocd", event(b, i, "Succeeded", "Degraded"), url=urls[i % 3])[0] == 202
+        assert b.post("/v1/argocd", event(revs[i], phase, health), url=urls[i % 3])[0] == 202
+    for i in (len(states), len(states) + 1):  # two reports of one degraded release, to two replicas
+        assert b.post("/v1/argocd", event(revs[i], "Succeeded", "Degraded"), url=urls[i % 3])[0] == 202
     n = len(states) + 2
     # Kill whichever replica holds a GitHub lease right now: it dies with GitHub work in flight.
     # Slack is let go idle first: a post in flight at a crash is the one documented window
@@ -122,16 +122,17 @@ def test_three_replicas_one_killed_mid_flight_deliver_everything_exactly_once(cl
 def test_a_database_restart_loses_nothing_that_was_accepted(cluster):
     b, _, pg = cluster
     accepted = 0
-    for i in range(3):
-        accepted += b.post("/v1/argocd", event(b, i, "Running", "Progressing"))[0] == 202
+    revs = b.new_revisions(7)
+    for rev in revs[:3]:
+        accepted += b.post("/v1/argocd", event(rev, "Running", "Progressing"))[0] == 202
     pg.stop()
     assert ready(b.url) == 503  # readiness tells the Service to send traffic elsewhere
-    down = [b.post("/v1/argocd", event(b, 10 + i, "Running", "Progressing"))[0] for i in range(2)]
+    down = [b.post("/v1/argocd", event(rev, "Running", "Progressing"))[0] for rev in revs[3:5]]
     assert down == [503, 503]  # refused, not lost: the sender retries
     pg.start()
     b.wait(lambda: ready(b.url) == 200, timeout=30, what="the bridge to recover by itself")
-    for i in range(2):
-        accepted += b.post("/v1/argocd", event(b, 20 + i, "Succeeded", "Healthy"))[0] == 202
+    for rev in revs[5:]:
+        accepted += b.post("/v1/argocd", event(rev, "Succeeded", "Healthy"))[0] == 202
     assert accepted == 5
     b.wait(lambda: len(b.audit_lines()) == 5 and not outbox(pg.dsn).get(("slack", "pending")), timeout=60,
            what="every accepted event delivered")

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -299,7 +300,8 @@ def test_bump_promote_rollback_speak_json(origin, work):
     row = json.loads(r.stdout)["functions"][0]
     assert row["action"] == "rollback" and row["rollbackOf"] == f"{REPO}:sha-{newer[:7]}@{D('b')}"
     again = bump(work, f"{REPO}:sha-{newer[:7]}@{D('b')}", "hello", "prod", "--output", "json")
-    assert json.loads(again.stdout) == {"functions": [], "commit": None, "pullRequest": None, "dryRun": False}
+    assert json.loads(again.stdout) == {"functions": [], "commit": None, "pullRequest": None, "dryRun": False,
+                                        "skipped": [{"function": "hello", "environment": "prod", "why": "unchanged"}]}
 
 
 def test_gitops_repo_over_http_with_a_token_that_is_never_stored_or_shown(origin, tmp_path):
@@ -328,3 +330,58 @@ def test_gitops_repo_over_http_with_a_token_that_is_never_stored_or_shown(origin
         assert len(r.stderr.strip().splitlines()) == 1 and bad not in r.stderr
         assert git(origin, "rev-parse", "main") == head
     assert not any(os.path.exists(os.path.join(str(app), p)) for p in ("tree", ".fnops"))
+
+
+def test_promote_all_copies_every_tested_digest_in_one_commit(origin, work):
+    assert bump(work, f"{REPO}:sha-1a2b3c4@{D('b')}").returncode == 0
+    before = {n: yaml.safe_load(show(origin, f"functions/{n}/releases/prod.yaml"))["image"]
+              for n in ("checkout", "nightly-report")}
+    count = git(origin, "rev-list", "--count", "main")
+    r = fnops("promote", "--all", "--from", "dev", "--to", "prod", "--mode", "push", "--approved", "--output", "json",
+              cwd=work, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert git(origin, "rev-list", "--count", "main") == str(int(count) + 1)  # one commit for all of them
+    for name in ("hello", "checkout", "nightly-report"):
+        dev = yaml.safe_load(show(origin, f"functions/{name}/releases/dev.yaml"))
+        prod = yaml.safe_load(show(origin, f"functions/{name}/releases/prod.yaml"))
+        assert prod["image"] == dev["image"], name  # the digest dev tested, not a rebuild
+    assert any(before[n] != yaml.safe_load(show(origin, f"functions/{n}/releases/prod.yaml"))["image"] for n in before)
+    again = fnops("promote", "--all", "--from", "dev", "--to", "prod", "--mode", "push", "--approved", cwd=work, env=ENV)
+    assert again.returncode == 0 and git(origin, "rev-list", "--count", "main") == str(int(count) + 1)
+
+
+@pytest.mark.parametrize("args", [("hello", "--all"), ()])
+def test_promote_needs_one_function_or_all(origin, work, args):
+    r = fnops("promote", *args, "--from", "dev", "--to", "prod", cwd=work, env=ENV)
+    assert r.returncode == 2 and "name a FUNCTION or pass --all" in r.stderr
+
+
+def _pin_unknown_source(work, when: str | None):
+    """The pin records a source commit this clone has never seen (another repository's
+    history), with or without its commit time."""
+    path = Path(work) / PIN
+    pin = yaml.safe_load(path.read_text())
+    pin["source"] = {"repo": "acme/app", "commit": "ab" * 20, **({"time": when} if when else {})}
+    path.write_text(yaml.safe_dump(pin))
+    git(work, "commit", "--quiet", "-am", "pin from the app repository's CI")
+    git(work, "push", "--quiet", "origin", "main")
+
+
+@pytest.mark.parametrize("recorded,code,fragment", [
+    ("2000-01-01T00:00:00Z", 0, None),   # the pinned source is older: the new one replaces it
+    ("2100-01-01T00:00:00Z", 1, "which is newer than"),
+    (None, 1, "records no source time"),
+])
+def test_without_the_source_history_pins_are_ordered_by_their_recorded_time(origin, work, recorded, code, fragment):
+    _pin_unknown_source(work, recorded)
+    tip = git(origin, "rev-parse", "main")
+    r = bump(work, f"{REPO}:sha-1a2b3c4@{D('c')}")
+    assert r.returncode == code, r.stderr
+    if fragment:
+        assert fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert git(origin, "rev-parse", "main") == tip
+    else:
+        pin = yaml.safe_load(show(origin, PIN))
+        when = int(git(work, "show", "-s", "--format=%ct", "HEAD"))
+        assert pin["source"]["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+        assert pin["previous"]["source"] == {"repo": "acme/app", "commit": "ab" * 20, "time": recorded}

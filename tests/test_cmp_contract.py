@@ -49,15 +49,21 @@ def test_output_depends_only_on_folder_env_and_params():
     assert a == b and a
 
 
-def test_metrics_family_is_a_plugin_env_setting():
-    base = fnops("render", os.path.join(EXAMPLES, "checkout"), "--env", "dev").stdout
-    legacy = fnops("render", os.path.join(EXAMPLES, "checkout"), "--env", "dev",
-                   env={"ARGOCD_ENV_FNOPS_KNATIVE_METRICS": "opencensus"}).stdout
-    assert "http_server_request_duration_seconds_bucket" in base
-    assert "revision_request_latencies_bucket" in legacy and "> 300" in legacy
-    bad = fnops("render", os.path.join(EXAMPLES, "checkout"), "--env", "dev",
-                env={"ARGOCD_ENV_FNOPS_KNATIVE_METRICS": "statsd"})
-    assert bad.returncode == 2 and bad.stdout == "" and "FNOPS_KNATIVE_METRICS" in bad.stderr
+def test_metrics_generation_is_the_sidecars_setting_not_the_applications():
+    """Which metrics the cluster's Knative exports is the platform's to say (FNOPS_KNATIVE_METRICS
+    on the sidecar); an Application that still sets it is told where it moved, not ignored."""
+    checkout = os.path.join(EXAMPLES, "checkout")
+    base = fnops("render", checkout, "--env", "dev").stdout
+    legacy = fnops("render", checkout, "--env", "dev", env={"FNOPS_KNATIVE_METRICS": "opencensus"}).stdout
+    assert "kn_serving_invocation_duration_seconds_bucket" in base and "revision_request" not in base
+    assert 'revision_request_latencies_bucket{le=~"300|300.0"' in legacy
+    moved = fnops("render", checkout, "--env", "dev", env={"ARGOCD_ENV_FNOPS_KNATIVE_METRICS": "opencensus"})
+    assert moved.returncode == 2 and moved.stdout == ""
+    assert moved.stderr == ("fnops: FNOPS_KNATIVE_METRICS is a platform setting: set it on the CMP sidecar "
+                            "(argocd-cmp/repo-server), not in the Application's plugin env\n")
+    bad = fnops("render", checkout, "--env", "dev", env={"FNOPS_KNATIVE_METRICS": "statsd"})
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
+    assert "FNOPS_KNATIVE_METRICS='statsd' is not one of otel, otel-1.19, opencensus" in bad.stderr
 
 
 def test_no_environment_is_a_usage_error_not_an_empty_success():

@@ -6,6 +6,7 @@ digest read from --metadata-file."""
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -57,3 +58,36 @@ def test_buildx_gets_the_commit_time_as_source_date_epoch(monkeypatch, tmp_path)
                                       ("127.1.2.3/x", True), ("ghcr.io/acme/x", False), ("10.0.0.1:5000/x", False)])
 def test_only_loopback_registries_are_plain_http(ref, loop):
     assert is_loopback(ref) is loop
+
+
+@pytest.mark.parametrize("driver,warned", [("docker", True), ("docker-container", False), ("remote", False)])
+def test_ship_says_when_the_buildx_driver_cannot_build_reproducibly(monkeypatch, tmp_path, driver, warned):
+    """A stand-in `docker`: `buildx inspect` answers as buildx does; builds write the metadata file."""
+    from click.testing import CliRunner
+
+    from fnops.cli import cli
+
+    digest = "sha256:" + "e" * 64
+    script = tmp_path / "bin" / "docker"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n"
+                      f"if [ \"$2\" = inspect ]; then printf 'Name:   ci\\nDriver: {driver}\\n'; exit 0; fi\n"
+                      "while [ $# -gt 0 ]; do if [ \"$1\" = --metadata-file ]; then "
+                      f"printf '%s' '{json.dumps({'containerimage.digest': digest})}' > \"$2\"; fi; shift; done\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    work = tmp_path / "work"
+    (work / "functions" / "cat").mkdir(parents=True)
+    (work / "functions" / "cat" / "function.yaml").write_text("runtime: dockerfile\n")
+    (work / "functions" / "cat" / "Dockerfile").write_text("FROM scratch\n")
+    subprocess.run(["git", "init", "--quiet", str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+                    "--quiet", "-m", "f"], check=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    r = CliRunner().invoke(cli, ["ship", "--env", "dev", "--registry", "ghcr.io/acme/fns", "--builder", "docker",
+                                 "--no-pin", "--all"])
+    assert r.exit_code == 0, r.output
+    assert (r.output.count("::warning::docker buildx uses the 'docker' driver, which ignores rewrite-timestamp")
+            == (1 if warned else 0))

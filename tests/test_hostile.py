@@ -67,6 +67,21 @@ def _merge_bomb():
     return "\n".join(lines) + "\n"
 
 
+def _listed(items) -> str:
+    return "[" + ",".join(items) + "]"
+
+
+# Inputs every parse limit lets through, built to make the renderer multiply: each list that
+# render/ repeats per item of another list, per trigger, per object or per environment.
+LONG_SERVERS = _listed(f"'b{i:02d}{'k' * 247}.x:9092'" for i in range(16))  # 16 × 253-character hosts
+KEDA = "runtime: python3.12\ndeployer: keda\n"
+
+
+def _kafka(servers: str, topics) -> str:
+    topics = _listed(f"t{i}" for i in range(topics)) if isinstance(topics, int) else topics
+    return f"  - kafka: {{bootstrapServers: {servers}, topics: {topics}}}\n"
+
+
 # (id, function.yaml, release text, what the one line must say)
 CASES = [
     ("redos-duration-15k-digits", f"runtime: python3.12\ntimeout: \"{'1' * 15000}\"\n", PIN,
@@ -80,20 +95,53 @@ CASES = [
     ("billion-laughs", "runtime: python3.12\na: &a [" + ",".join(['"lol"'] * 9) + "]\n"
      + "".join(f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcdefgh", "bcdefghi")), PIN,
      "alias/anchor expansion is bounded"),
-    ("deep-flow-sequences", "runtime: python3.12\nx: " + "[" * 100_000 + "\n", PIN, "nesting deeper than 64 levels"),
+    # libyaml ≥ 0.2.5 may stop this at its own 1,000 levels first: either way one bounded line
+    ("deep-flow-sequences", "runtime: python3.12\nx: " + "[" * 100_000 + "\n", PIN, "nesting"),
     ("deep-block-mappings", "runtime: python3.12\n" + "".join(f"{' ' * i}k{i}:\n" for i in range(80)) + " " * 80 + "v\n",
      PIN, "nesting deeper than 64 levels"),
     ("huge-list", "runtime: python3.12\nx: [" + ",".join(["1"] * 30_000) + "]\n", PIN, "more than 20000 values"),
     ("big-integer", f"runtime: python3.12\nconcurrency: {'7' * 5000}\n", PIN, "number longer than 32 characters"),
     ("big-float", f"runtime: python3.12\nscale: {{target: {'7' * 400}.5}}\n", PIN, "number longer than 32 characters"),
     ("control-chars-in-name", "runtime: python3.12\nname: \"a\\u0007\\nb::warning::x\"\n", PIN,
-     "is not a valid name"),
+     "is not this folder's name"),
     ("long-timezone", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '* * * * *', timezone: \""
      + "Europe/" * 1000 + "Berlin\"}\n", PIN, "is not an IANA time zone"),
     ("long-unknown-key", f"runtime: python3.12\n? {'k' * 10000}\n: 1\n", PIN, "unknown key"),
     ("oversized-file", "runtime: python3.12\n" + "# pad\n" * 50_000, PIN, "file is larger than 256 KiB"),
-    ("pin-big-integer", "runtime: python3.12\n", PIN + f"releasedAt: {'1' * 5000}\n", "number longer than 32"),
-    ("pin-deep", "runtime: python3.12\n", PIN + "source: " + "[" * 50_000 + "\n", "nesting deeper than 64"),
+    ("pin-big-integer", "runtime: python3.12\n", PIN + f"releasedAt: {'1' * 3000}\n", "number longer than 32"),
+    ("pin-deep", "runtime: python3.12\n", PIN + "source: " + "[" * 3_000 + "\n", "nesting"),
+    # KEDA repeats the server list once per topic: 2,000 topics × 4 KiB of servers was 257 MiB
+    ("keda-topics-times-servers", KEDA + "triggers:\n" + _kafka(LONG_SERVERS, 2000), PIN,
+     "triggers[0].kafka.topics: 2000 topics; at most 64"),
+    ("keda-servers-times-topics", KEDA + "triggers:\n" + _kafka(_listed(f"k{i}:9092" for i in range(5000)), 64), PIN,
+     "triggers[0].kafka.bootstrapServers: 5000 servers; at most 16"),
+    ("keda-topics-across-triggers", KEDA + "triggers:\n" + _kafka(f"&s {LONG_SERVERS}", 64) + _kafka("*s", 64) * 31, PIN,
+     "every kafka topic and cron window is a trigger of the one ScaledObject: 2048 here, at most 64"),
+    ("keda-many-cron-windows", KEDA + "triggers:\n"
+     + "  - cron: {start: '0 8 * * *', end: '0 9 * * *', timezone: UTC}\n" * 3000, PIN,
+     "triggers: 3000 triggers; at most 32"),
+    ("many-event-triggers", "runtime: python3.12\ntriggers:\n" + "  - event: {}\n" * 6000, PIN,
+     "triggers: 6000 triggers; at most 32"),
+    ("many-kafka-sources", "runtime: python3.12\ntriggers:\n" + _kafka("&s [k:9092]", 1) + _kafka("*s", 1) * 2999, PIN,
+     "triggers: 3000 triggers; at most 32"),
+    ("many-env", "runtime: python3.12\nenv:\n" + "".join(f"  V{i}: x\n" for i in range(9000)), PIN,
+     "env: 9000 variables; at most 256"),
+    ("keda-many-hosts", KEDA + "http: {hosts: " + _listed(f"h{i}" for i in range(15000)) + "}\n", PIN,
+     "http.hosts: 15000 hosts; at most 32"),
+    ("many-secrets", "runtime: python3.12\nenvFrom: {secrets: " + _listed(f"s{i}" for i in range(15000)) + "}\n", PIN,
+     "envFrom.secrets: 15000 names; at most 32"),
+    ("many-config-maps", "runtime: python3.12\nenvFrom: {configMaps: " + _listed(f"c{i}" for i in range(15000))
+     + "}\n", PIN, "envFrom.configMaps: 15000 names; at most 32"),
+    ("many-filter-attributes", "runtime: python3.12\ntriggers:\n  - event: {filter: {"
+     + ",".join(f"a{i}: v" for i in range(9000)) + "}}\n", PIN, "triggers[0].event.filter: 9000 attributes; at most 16"),
+    # `fnops validate` checks every environment: overlays × the document was quadratic
+    ("many-environments", "runtime: python3.12\nenv: {" + ",".join(f"V{i}: x" for i in range(200)) + "}\n"
+     "environments:\n" + "".join(f"  e{i}: {{}}\n" for i in range(5000)), PIN, "environments: 5000 environments; at most 32"),
+    ("long-cron", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '" + "1," * 5000 + "1 * * * *'}\n", PIN,
+     "a cron schedule is at most 128"),
+    ("every-long-duration", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every " + "9" * 100 + "h'}\n", PIN,
+     "is not @every <duration>"),
+    ("pin-many-values", "runtime: python3.12\n", PIN + "x: [" + ",".join(["1"] * 2500) + "]\n", "larger than 4 KiB"),
 ]
 
 
@@ -184,8 +232,87 @@ def test_render_output_is_capped(monkeypatch, tmp_path):
     monkeypatch.setattr(cmp, "MAX_OUTPUT_BYTES", 1024)
     with pytest.raises(SpecError) as e:
         cmp.render_text(str(d), "dev", environ={})
-    assert str(e.value.problems[0]).endswith("function.yaml:1:1: renders to more than 1 KiB of manifests; "
-                                            "trim env, triggers or cron data")
+    assert str(e.value.problems[0]).endswith("function.yaml:2:1: env: the manifests would be larger than 1 KiB "
+                                            "(the limit for one app); this is the largest field, trim it")
+
+
+# Valid folders at every limit at once, each as large as yamldoc lets it be (anchors reach
+# the 512 KiB expansion bound): what the renderer builds stays bounded with nothing refused.
+WIDEST = {
+    "keda-every-limit": KEDA + "http: {hosts: " + _listed(f"h{i:02d}{'a' * 60}.{'b' * 63}.{'c' * 63}.{'d' * 61}"
+                                                         for i in range(32)) + "}\n"
+    "triggers:\n  - kafka: {bootstrapServers: " + LONG_SERVERS + ", topics: "
+    + _listed(f"t{i:02d}{'x' * 246}" for i in range(64)) + f", consumerGroup: '{'g' * 255}', lagThreshold: 5}}\n"
+    "envFrom: {secrets: " + _listed(f"s{i}" for i in range(32)) + "}\n"
+    "env:\n" + "".join(f"  V{i}: &v '{'v' * 1900}'\n" if i == 0 else f"  V{i}: *v\n" for i in range(256)),
+    "knative-every-limit": "runtime: python3.12\ntriggers:\n"
+    + _kafka(f"&s {LONG_SERVERS}", "&t " + _listed(f"t{i:02d}{'x' * 246}" for i in range(64))) + _kafka("*s", "*t") * 13
+    + "".join(f"  - event: {{broker: b{i}, filter: {{" + ",".join(f"a{j}: {'v' * 200}" for j in range(16)) + "}}\n"
+              for i in range(18)),
+}
+
+
+@pytest.mark.parametrize("spec", WIDEST.values(), ids=WIDEST.keys())
+def test_the_widest_valid_folder_renders_within_bounds(tmp_path, spec):
+    d = folder(tmp_path, spec)
+    code, out, err, cpu, rss = run_bounded(["render", str(d), "--env", "dev"], cwd=str(tmp_path))
+    assert code == 0, err[-500:]
+    assert 256 << 10 < len(out) <= 1 << 20  # wide indeed, and within the one-app limit
+    assert cpu < CPU_SECONDS and rss < MEMORY, (cpu, rss >> 20)
+
+
+def test_the_keda_multiplication_is_refused_before_it_is_built(tmp_path):
+    """Issue 17: 18 servers of 10,000 characters × 10,000 topics passed every input limit
+    and asked the renderer for 1.8 GB (a MemoryError traceback at 508 MiB, 1.6 s); the
+    counts are now refused where they are written."""
+    servers = _listed(f"'b{i:02d}{'k' * 9990}:9092'" for i in range(18))
+    d = folder(tmp_path, KEDA + "triggers:\n" + _kafka(servers, 10_000))
+    code, out, err, cpu, rss = run_bounded(["render", str(d), "--env", "dev"], cwd=str(tmp_path))
+    assert code == 2 and out == "" and "Traceback" not in err, err[-500:]
+    assert err.splitlines() == [f"{d}/function.yaml:4:31: triggers[0].kafka.bootstrapServers: 18 servers; at most 16",
+                                f"{d}/function.yaml:4:180060: triggers[0].kafka.topics: 10000 topics; at most 64"]
+    assert cpu < CPU_SECONDS and rss < MEMORY, (cpu, rss >> 20)
+
+
+def test_output_that_escaping_grows_names_the_field_that_grew(tmp_path):
+    """Control characters become six-byte JSON escapes in cron data: every limit holds, and
+    the manifests would still pass 1 MiB. The last check names the field and the limit."""
+    blob = '"' + "\\x01" * 16_000 + '"'
+    spec = ("runtime: python3.12\nhttp: {visibility: none}\ntriggers:\n"
+            f"  - cron: {{schedule: '* * * * *', data: &d {blob}}}\n" + "  - cron: {schedule: '* * * * *', data: *d}\n" * 20)
+    d = folder(tmp_path, spec)
+    code, out, err, cpu, rss = run_bounded(["render", str(d), "--env", "dev"], cwd=str(tmp_path))
+    assert code == 2 and out == "", err
+    assert err.strip() == (f"{d}/function.yaml:3:1: triggers: the manifests would be larger than 1024 KiB "
+                           "(the limit for one app); this is the largest field, trim it")
+    assert cpu < CPU_SECONDS and rss < MEMORY, (cpu, rss >> 20)
+
+
+def test_ten_thousand_problems_cost_a_bounded_report(tmp_path):
+    spec = "runtime: python3.12\n" + "".join(f"key{i}: 1\n" for i in range(9000))
+    d = folder(tmp_path, spec)
+    for args in (["render", str(d), "--env", "dev"], ["validate", str(d)]):
+        code, out, err, cpu, rss = run_bounded(args, cwd=str(tmp_path))
+        lines = [line for line in err.splitlines() if not line.endswith("with problems")]
+        assert code == 2 and len(lines) == 101, (args[0], len(lines))
+        assert lines[0].startswith(f"{d}/function.yaml:2:1: key0: unknown key"), lines[0]
+        assert lines[-1].endswith("function.yaml:1:1: … and 8900 more problems (the first 100 are shown)"), lines[-1]
+        assert cpu < CPU_SECONDS and rss < MEMORY, (args[0], cpu, rss >> 20)
+
+
+def test_many_pins_are_listed_once_and_checked_up_to_the_limit(tmp_path):
+    d = folder(tmp_path, "runtime: python3.12\n")
+    from fnops.spec.limits import MAX_RELEASE_BYTES
+
+    # as many values as a pin may hold: the slowest pin to parse
+    heavy = PIN + "x: [" + ",".join(["1"] * ((MAX_RELEASE_BYTES - len(PIN) - 6) // 2)) + "]\n"
+    for i in range(20_000):  # a set, not a list scan, for each: this was quadratic on every render
+        (d / "releases" / f"e{i:05d}.yaml").write_text(heavy if i < 100 else PIN)
+    code, out, err, cpu, _ = run_bounded(["render", str(d), "--env", "dev"], cwd=str(tmp_path))
+    assert code == 0 and cpu < CPU_SECONDS, (err, cpu)
+    code, out, err, cpu, rss = run_bounded(["validate", str(d)], cwd=str(tmp_path))
+    assert code == 2 and cpu < CPU_SECONDS and rss < MEMORY, (err[-300:], cpu)
+    assert f"{d}/releases:1:1: 20001 environments (overlays and pins together); at most 32, and only those are checked" in err
 
 
 def test_no_case_is_slow_in_process():

@@ -120,3 +120,88 @@ def test_run_refuses_what_it_cannot_serve(tmp_path):
     (tmp_path / "functions" / "img" / "function.yaml").write_text("runtime: image\nimage: ghcr.io/acme/img\n")
     r = fnops("run", "img", cwd=tmp_path)
     assert r.returncode == 2 and "runtime 'image' is built elsewhere" in r.stderr
+
+
+# --- what the handler gets of this shell, and what its answer can do to a terminal ---------
+
+SECRETS = {"GITHUB_TOKEN": "ghs_shell_secret_0123456789", "AWS_SECRET_ACCESS_KEY": "aws-shell-secret",
+           "REGISTRY_PASSWORD": "registry-shell-secret", "GITOPS_TOKEN": "gitops-shell-secret"}
+HOSTILE = ('''import os
+
+
+def handle(event, context):
+    if event == "env":
+        return dict(os.environ)
+    return ("clear\\x1b[2J\\x1b[3J title\\x1b]0;pwned\\x07 clipboard\\x1b]52;c;ZXZpbA==\\x07 csi\\u009b31m "
+            "bell\\x07 over\\rwritten bidi\\u202egnp.exe tab\\tline\\nend")
+''')
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A function that reports its environment or answers with terminal escape sequences,
+    served by `fnops run` from a shell holding the developer's tokens."""
+    fn = tmp_path / "functions" / "sly"
+    fn.mkdir(parents=True)
+    (fn / "function.yaml").write_text("runtime: python3.12\nenv: {TARGET: world}\n"
+                                      "environments:\n  dev: {env: {TARGET: dev-world}}\n")
+    (fn / "handler.py").write_text(HOSTILE)
+    port = free_port()
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([shutil.which("fnops"), "run", "sly", "--env", "dev", "--port", str(port), "--no-reload"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **SECRETS})
+    try:
+        _wait(port, proc, tmp_path / "run.log")
+        yield tmp_path, port
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def test_the_handler_gets_none_of_the_shells_secrets(hostile):
+    tmp_path, port = hostile
+    seen = invoke(tmp_path, port, "--data", "env", "--content-type", "text/plain")
+    assert not set(SECRETS) & set(seen) and not any(v in SECRETS.values() for v in seen.values()), sorted(seen)
+    # what it does get: its own env after the overlay, what Knative sets, what Python needs
+    assert seen["TARGET"] == "dev-world" and seen["K_SERVICE"] == "sly" and seen["PORT"] == str(port)
+    assert seen["PATH"] == os.environ["PATH"] and seen["HOME"] == os.environ["HOME"]
+    from fnops.local.run import PASSED, PASSED_PREFIXES
+
+    ours = {"TARGET", "PORT", "HOST", "FNOPS_HANDLER", "K_SERVICE", "K_REVISION", "K_CONFIGURATION",
+            "FNOPS_GRACEFUL_SECONDS", "PYTHONUNBUFFERED"}
+    assert {k for k in seen if k not in PASSED and not k.startswith(PASSED_PREFIXES)} <= ours
+
+
+def test_invoke_escapes_an_answer_on_a_terminal_and_pipes_it_exactly(hostile):
+    import pty
+    import tty
+
+    tmp_path, port = hostile
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # the bytes fnops writes, not the line discipline's rewriting of them
+    try:
+        p = subprocess.Popen([shutil.which("fnops"), "invoke", "--port", str(port)], cwd=tmp_path, stdout=slave,
+                             stderr=subprocess.PIPE)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert p.wait(30) == 0, p.stderr.read()
+        p.stderr.close()
+    finally:
+        os.close(master)
+    text = shown.decode()
+    assert not [c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7f <= ord(c) < 0xa0 or c == "\u202e"]
+    assert text == ("clear\\x1b[2J\\x1b[3J title\\x1b]0;pwned\\x07 clipboard\\x1b]52;c;ZXZpbA==\\x07 csi\\x9b31m "
+                    "bell\\x07 over\\x0dwritten bidi\\u202egnp.exe tab\tline\nend\n")
+    # into a pipe (jq, a file): exactly what the function answered
+    r = subprocess.run([shutil.which("fnops"), "invoke", "--port", str(port)], cwd=tmp_path, capture_output=True)
+    assert r.returncode == 0 and r.stdout == ("clear\x1b[2J\x1b[3J title\x1b]0;pwned\x07 clipboard\x1b]52;c;ZXZpbA=="
+                                              "\x07 csi\u009b31m bell\x07 over\rwritten bidi\u202egnp.exe tab\tline\n"
+                                              "end").encode()

@@ -98,3 +98,58 @@ def test_promote_into_an_approval_environment_defaults_to_a_pull_request(gh, wor
     assert git(origin, "rev-parse", "main") == main_before
     assert [pr["head"]["ref"] for pr in gh.pulls] == ["fnops/prod/hello"]
     assert gh.pulls[0]["title"].startswith("fnops: promote hello to prod")
+
+
+ACTIONS_MAY_NOT = {"message": "GitHub Actions is not permitted to create or approve pull requests.",
+                   "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"}
+
+
+def test_pr_creation_forbidden_for_actions_leaves_no_branch_and_names_the_setting(gh, work):
+    """Default repository settings: GITHUB_TOKEN may not open pull requests (403). The review
+    branch was already pushed; it is deleted again, and the one line says what to enable."""
+    origin, wd = work
+    gh.refusals[("POST", "/repos/{owner}/{repo}/pulls")] = (403, {}, ACTIONS_MAY_NOT)
+    main_before = git(origin, "rev-parse", "main")
+    r = bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 1, r.stderr
+    line, = r.stderr.strip().splitlines()
+    assert "403 GitHub Actions is not permitted to create or approve pull requests" in line
+    assert "Allow GitHub Actions to create and approve pull requests" in line and "GitHub App" in line
+    assert "review branch fnops/prod/hello was deleted" in line
+    assert git(origin, "branch", "--list", "fnops/*") == ""  # no stray branch
+    assert git(origin, "rev-parse", "main") == main_before and gh.pulls == []
+    assert any(req[:2] == ("POST", "/repos/acme/functions/pulls") for req in gh.requests)  # it was tried
+
+
+def test_a_forbidden_pr_puts_an_existing_review_branch_back(gh, work):
+    """A review branch left from a closed PR: the new commit on it is taken back, the branch
+    stays at its old tip."""
+    origin, wd = work
+    assert bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}").returncode == 0
+    gh.pulls[0]["state"] = "closed"
+    old_tip = git(origin, "rev-parse", "fnops/prod/hello")
+    gh.refusals[("POST", "/repos/{owner}/{repo}/pulls")] = (403, {}, ACTIONS_MAY_NOT)
+    r = bump(wd, gh, f"{REPO}:sha-2b3c4d5@{D('c')}")
+    assert r.returncode == 1 and "was reset to its previous tip" in r.stderr, r.stderr
+    assert git(origin, "rev-parse", "fnops/prod/hello") == old_tip
+
+
+def test_a_job_without_pull_requests_write_is_told_the_permission(gh, work):
+    origin, wd = work
+    gh.refusals[("POST", "/repos/{owner}/{repo}/pulls")] = (
+        403, {}, {"message": "Resource not accessible by integration",
+                  "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"})
+    r = bump(wd, gh, f"{REPO}:sha-1a2b3c4@{D('b')}")
+    assert r.returncode == 1 and "pull-requests: write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert git(origin, "branch", "--list", "fnops/*") == ""
+
+
+def test_a_pr_opened_with_github_token_says_its_checks_will_not_run(gh, work):
+    origin, wd = work
+    r = fnops("bump", "hello", "--env", "prod", "--image", f"{REPO}:sha-1a2b3c4@{D('b')}", "--source-commit",
+              head(wd), "--mode", "pr", "--github-repo", "acme/functions", cwd=wd,
+              env={"GITHUB_API_URL": gh.url, "GITOPS_TOKEN": "ghp_pr_token", "GITHUB_ACTIONS": "true",
+                   "FNOPS_TOKEN_IS_GITHUB_TOKEN": "true"})
+    assert r.returncode == 0, r.stderr
+    notice = [line for line in r.stderr.splitlines() if line.startswith("::notice::")]
+    assert len(notice) == 1 and "GITHUB_TOKEN" in notice[0] and "GitHub App" in notice[0]

@@ -25,7 +25,7 @@ def test_examples_cover_what_a_newcomer_needs():
     for fn, env in CASES:
         kinds |= {o["kind"] for o in render(fn, env)[1]}
     assert {"Service", "PingSource", "KafkaSource", "Trigger", "Deployment", "ScaledObject",
-            "PrometheusRule"} <= kinds
+            "PrometheusRule", "PodMonitor", "ConfigMap"} <= kinds
     assert len(example_functions()) >= 6
 
 

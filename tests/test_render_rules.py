@@ -20,8 +20,8 @@ def write(tmp_path, spec, release=f"image: {REPO}:sha-1111111@{D1}\n", env="dev"
     return d
 
 
-def render(d, env="dev"):
-    r = fnops("render", str(d), "--env", env)
+def render(d, env="dev", **environ):
+    r = fnops("render", str(d), "--env", env, env=environ)
     assert r.returncode == 0, r.stderr
     objs = list(yaml.safe_load_all(r.stdout))
     for o in objs:
@@ -132,3 +132,81 @@ def test_part_of_label_is_a_plugin_env_setting(tmp_path):
     d = write(tmp_path, "runtime: python3.12\n")
     r = fnops("render", str(d), "--env", "dev", env={"ARGOCD_ENV_FNOPS_PART_OF": "shop"})
     assert "app.kubernetes.io/part-of: shop" in r.stdout
+
+
+def refused(d, **environ):
+    """The one error line of a render that must fail as invalid input."""
+    r = fnops("render", str(d), "--env", "dev", env=environ)
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stderr
+    return r.stderr.strip()
+
+
+def test_keda_hosts_are_dns_names_unless_the_platform_allows_wildcards(tmp_path):
+    spec = "runtime: python3.12\ndeployer: keda\nhttp: {{hosts: [fn.example.com, '{}']}}\n"
+    d = write(tmp_path, spec.format("*.fn.example.com"))
+    assert refused(d).startswith(f"{d}/function.yaml:3:32: http.hosts[1]: '*.fn.example.com' is a wildcard; "
+                                 "lowercase DNS names only")
+    # an Application's plugin env (ARGOCD_ENV_*) is not the platform: it cannot loosen this
+    assert "is a wildcard" in refused(d, ARGOCD_ENV_FNOPS_KEDA_HOSTS="catch-all")
+    hso = render(d, FNOPS_KEDA_HOSTS="wildcard")[2]
+    assert hso["spec"]["hosts"] == ["fn.example.com", "*.fn.example.com"]
+    assert fnops("validate", str(d), env={"FNOPS_KEDA_HOSTS": "wildcard"}).returncode == 0  # CI agrees when told
+
+    write(tmp_path, spec.format("*"))
+    assert "'*' would route every host to this function" in refused(d, FNOPS_KEDA_HOSTS="wildcard")
+    assert render(d, FNOPS_KEDA_HOSTS="catch-all")[2]["spec"]["hosts"] == ["fn.example.com", "*"]
+    r = fnops("render", str(d), "--env", "dev", env={"FNOPS_KEDA_HOSTS": "anything"})
+    assert r.returncode == 2 and "FNOPS_KEDA_HOSTS='anything' is not one of dns, wildcard, catch-all" in r.stderr
+
+
+PROM = "runtime: python3.12\n{deployer}scale:\n  min: 1\n  metric: prometheus\n  target: 5\n  prometheus:\n    query: up\n"
+
+
+def test_prometheus_servers_come_from_the_platform(tmp_path):
+    platform = {"FNOPS_PROMETHEUS_SERVER": "http://prometheus.monitoring:9090",
+                "FNOPS_PROMETHEUS_SERVERS": "http://thanos.monitoring:9090"}
+    d = write(tmp_path, PROM.format(deployer=""))
+    assert refused(d).endswith("scale.prometheus.serverAddress: is required when metric is prometheus (e.g. "
+                               "http://prometheus.monitoring:9090), unless the platform sets a default "
+                               "(FNOPS_PROMETHEUS_SERVER)")
+    ann = ksvc(render(d, **platform))["spec"]["template"]["metadata"]["annotations"]
+    assert ann["autoscaling.knative.dev/prometheus-address"] == "http://prometheus.monitoring:9090"
+
+    d = write(tmp_path, PROM.format(deployer="deployer: keda\n") + "    serverAddress: http://attacker.example:80\n")
+    assert refused(d, **platform) == (
+        f"{d}/function.yaml:9:20: scale.prometheus.serverAddress: 'http://attacker.example:80' is not a Prometheus "
+        "this platform allows; valid: http://thanos.monitoring:9090, http://prometheus.monitoring:9090 (or leave "
+        "serverAddress out for the default)")
+    render(d)  # a platform that lists nothing restricts nothing (as before)
+    d = write(tmp_path, PROM.format(deployer="deployer: keda\n") + "    serverAddress: http://thanos.monitoring:9090\n")
+    so = render(d, **platform)[-1]
+    assert so["spec"]["triggers"][0]["metadata"]["serverAddress"] == "http://thanos.monitoring:9090"
+    r = fnops("render", str(d), "--env", "dev", env={"FNOPS_PROMETHEUS_SERVER": "file:///etc/passwd"})
+    assert r.returncode == 2 and "FNOPS_PROMETHEUS_SERVER: 'file:///etc/passwd' is not an http(s) server URL" in r.stderr
+
+
+def test_secrets_can_be_limited_to_what_the_platform_lists(tmp_path):
+    allowed = {"FNOPS_ALLOWED_SECRETS": "{function}-*, shared-config"}
+    d = write(tmp_path, "runtime: python3.12\nenvFrom: {secrets: [fn-db, shared-config]}\n")
+    env_from = ksvc(render(d, **allowed))["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert env_from == [{"secretRef": {"name": "fn-db"}}, {"secretRef": {"name": "shared-config"}}]
+    d = write(tmp_path, "runtime: python3.12\nenvFrom: {secrets: [fn-db, checkout-db]}\n")
+    assert refused(d, **allowed) == (f"{d}/function.yaml:2:28: envFrom.secrets[1]: 'checkout-db' is not a secret this "
+                                     "platform lets functions name (FNOPS_ALLOWED_SECRETS: fn-*, shared-config)")
+    render(d)  # unset: the namespace is the boundary
+
+
+def test_every_schedules_render_as_written(tmp_path):
+    d = write(tmp_path, "runtime: python3.12\nhttp: {visibility: none}\ntriggers:\n"
+                        "  - cron: {schedule: '@every 1h30m'}\n  - cron: {schedule: '@hourly'}\n")
+    pings = [o for o in render(d) if o["kind"] == "PingSource"]
+    assert [p["spec"]["schedule"] for p in pings] == ["@every 1h30m", "@hourly"]
+
+
+def test_a_folder_renders_only_objects_named_after_itself(tmp_path):
+    """Issue 17: `name: checkout` in functions/fn rendered Service checkout and checkout-slo."""
+    d = write(tmp_path, "runtime: python3.12\nname: checkout\nslo: {errorRate: 1%}\n")
+    assert refused(d) == (f"{d}/function.yaml:2:7: name: 'checkout' is not this folder's name; objects are named "
+                          "after the folder, so the only valid value is 'fn' (or leave 'name' out)")
+    d = write(tmp_path, "runtime: python3.12\nslo: {errorRate: 1%}\n")
+    assert {o["metadata"]["name"] for o in render(d)} == {"fn", "fn-slo", "fn-queue-proxy", "fn-dashboard"}

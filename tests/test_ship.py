@@ -23,12 +23,8 @@ DOCKERFILE = "ARG BASE\nFROM {base}\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    reg = containers.Registry(str(tmp_path_factory.mktemp("registry")))
-    try:
-        base = containers.build_python_base(reg)
-        yield reg, base
-    finally:
-        reg.stop()
+    with containers.registry_with_base(str(tmp_path_factory.mktemp("registry"))) as rb:
+        yield rb
 
 
 @pytest.fixture
@@ -83,7 +79,8 @@ def test_ship_builds_pushes_and_pins_the_served_digest(repo, registry):
         assert f["digest"] == served
         pin = yaml.safe_load(show(bare, f"functions/{f['function']}/releases/dev.yaml"))
         assert pin["image"] == f"{reg.host}/fns/{f['function']}:sha-{sha[:7]}@{served}"
-        assert pin["source"] == {"repo": "acme/functions", "commit": sha, "ref": "refs/heads/main"}
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(git(work, "show", "-s", "--format=%ct", sha))))
+        assert pin["source"] == {"repo": "acme/functions", "commit": sha, "ref": "refs/heads/main", "time": when}
     assert git(bare, "rev-list", "--count", "main") == "2"  # one commit for both functions
     # What was pinned renders.
     check = clone(bare, os.path.join(os.path.dirname(work), "check"))
@@ -210,46 +207,25 @@ def test_build_failure_pushes_nothing(repo, registry, jobs):
     assert all_tags(reg) == before
     assert git(bare, "rev-list", "--count", "main") == "1"
 
-def _action_script(path, step_id):
-    from conftest import ROOT
-
-    with open(os.path.join(ROOT, path)) as f:
-        action = yaml.safe_load(f)
-    return next(s for s in action["runs"]["steps"] if s.get("id") == step_id)["run"]
-
-
-
-# --- the ledger: pins anchor what needs shipping ------------------------------------------
-
-def action_env(**inputs):
-    """The env the runner gives the action's ship step: every input's default, then these."""
-    from conftest import ROOT
-
-    with open(os.path.join(ROOT, "action.yml")) as f:
-        action = yaml.safe_load(f)
-    step = next(s for s in action["runs"]["steps"] if s.get("id") == "ship")
-    values = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
-    values.update({k.replace("_", "-"): v for k, v in inputs.items()})
-    env = {}
-    for var, expr in step["env"].items():
-        name = expr.strip("${} ").split(".", 1)[1]
-        env[var] = values[name] if not values[name].startswith("${{") else ""
-    return env
-
+# --- the action ---------------------------------------------------------------------------
 
 def run_action(work, tmp_path, extra_env=None, **inputs):
-    import re
+    """The composite action, every step, as the runner runs it (tests/gha_runner.py): inputs
+    as env, GITHUB_OUTPUT read with the runner's reader, workflow commands parsed. -> (the
+    ship step as a CompletedProcess, the action's outputs, the step summary file)."""
+    import gha_runner
+    from conftest import ROOT
 
-    out, summary = tmp_path / "output", tmp_path / "summary.md"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "FNOPS_"))},
-           **containers.BUILDAH_ENV, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out),
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": head(work), "GITHUB_REF": "refs/heads/main",
-           **action_env(**inputs), **(extra_env or {})}
-    script = _action_script("action.yml", "ship")
-    r = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
-    text = out.read_text() if out.exists() else ""
-    outputs = {m.group(1): m.group(2) for m in re.finditer(r"(\S+)<<FNOPS_EOF\n(.*?)\nFNOPS_EOF", text, re.S)}
-    return r, outputs, summary
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ARGOCD_", "FNOPS_", "GITHUB_"))},
+           **containers.BUILDAH_ENV, "GITHUB_SHA": head(work), "GITHUB_REF": "refs/heads/main", **(extra_env or {})}
+    stubs, _ = gha_runner.fnops_stubs(str(tmp_path / "stubs"))
+    res = gha_runner.run_action(os.path.join(ROOT, "action.yml"), inputs, workspace=work,
+                                temp=str(tmp_path / "runner"), env=env, uses=stubs)
+    ship = res.step("ship")
+    summary = tmp_path / "summary.md"
+    summary.write_text(res.summary)
+    r = subprocess.CompletedProcess(["action.yml"], ship.code, ship.stdout, ship.stderr)
+    return r, res.outputs, summary
 
 
 def test_the_action_runs_fnops_ship_and_sets_outputs_and_summary(repo, registry, tmp_path):
@@ -261,7 +237,7 @@ def test_the_action_runs_fnops_ship_and_sets_outputs_and_summary(repo, registry,
                                      labels="org.opencontainers.image.vendor=acme\nteam=payments",
                                      build_args="EXTRA=1", jobs="2")
     assert r.returncode == 0, r.stderr
-    assert "::add-mask::ghs_secret_token_value_123" in r.stdout
+    assert "::add-mask::ghs_secret_token_value_123" in r.stderr  # on the stream build output is fenced on
     assert outputs["commit"] == git(bare, "rev-parse", "main")
     functions = json.loads(outputs["functions"])
     assert sorted(f["function"] for f in functions) == ["cat", "hello"]
@@ -312,7 +288,8 @@ def test_multi_platform_command_lines(monkeypatch, tmp_path):
     assert cmd[cmd.index("--platform") + 1] == "linux/amd64,linux/arm64"
     assert cmd[cmd.index("--manifest") + 1] == "r.example/fns/hello:sha-1" and "-t" not in cmd
     assert cmd[cmd.index("--label") + 1] == "team=x" and "--timestamp=1" in cmd
-    assert b.push_command("r.example/fns/hello:sha-1", "/d")[:4] == ["buildah", "manifest", "push", "--all"]
+    assert b.push_command("r.example/fns/hello:sha-1", "/d")[:6] == [
+        "buildah", "--storage-driver", "vfs", "manifest", "push", "--all"]
     (tmp_path / "docker").write_text("#!/bin/sh\nexit 0\n")
     (tmp_path / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -410,11 +387,18 @@ def test_out_of_order_runs_and_old_reruns_never_pin_older_code(repo, registry):
     assert late.returncode == 0, late.stderr
     out = json.loads(late.stdout)
     assert out["functions"] == [] and ("hello", "pinned-newer") in [(s["function"], s["why"]) for s in out["skipped"]]
-    forced_diff = ship(work, registry, "--since", f"{older}~1", sha=older)  # one push's diff: built, then refused
-    assert forced_diff.returncode == 1
-    assert forced_diff.stderr.strip().splitlines()[-1].endswith(
-        f"pins source {newer[:7]}, which is newer than {older[:7]}; not replacing a pin with older code "
-        "(pass --allow-older to pin it anyway)")
+    # One push's diff: built, then found older than the pin at the tip — a late run, not a failure.
+    forced_diff = ship(work, registry, "--since", f"{older}~1", sha=older)
+    assert forced_diff.returncode == 0, forced_diff.stderr
+    out = json.loads(forced_diff.stdout)
+    assert [(f["function"], f["reason"]) for f in out["functions"]] == [("hello", "pinned-newer")]
+    assert ("hello", "pinned-newer") in [(s["function"], s["why"]) for s in out["skipped"]] and out["commit"] is None
+    reg, base = registry
+    text = fnops("ship", "--env", "dev", "--registry", f"{reg.host}/fns", "--base-image", base, "--since",
+                 f"{older}~1", cwd=work, env={"GITHUB_SHA": older, "GITHUB_ACTIONS": "true", **containers.BUILDAH_ENV},
+                 timeout=600)
+    assert text.returncode == 0, text.stderr
+    assert "::notice::hello [dev] skipped: pinned-newer" in text.stdout.splitlines()
     assert git(bare, "rev-parse", "main") == tip
     assert yaml.safe_load(show(bare, "functions/hello/releases/dev.yaml"))["source"]["commit"] == newer
 
@@ -437,7 +421,9 @@ def test_status_marks_stale_pins_and_plan_lists_the_work(repo, registry, tmp_pat
                              "sourceCommit": changed, "pinnedCommit": pinned}]
     assert [s["function"] for s in plan["skipped"]] == ["cat"]
     assert all_tags(reg) == tags  # nothing built or pushed
-    assert json.loads(out_file.read_text().split("plan<<FNOPS_EOF\n")[1].split("\nFNOPS_EOF")[0]) == plan["plan"]
+    import gha_runner
+
+    assert json.loads(dict(gha_runner.read_key_values(str(out_file)))["plan"]) == plan["plan"]
 
 
 def test_approval_required_is_never_bypassed_silently(repo, registry):
@@ -519,11 +505,25 @@ def test_a_matrix_fans_out_from_the_plan_and_pins_everything_in_one_commit(repo,
         files.append(str(tmp_path / f"{item['function']}.json"))
         assert [f["function"] for f in json.loads(r.stdout)["functions"]] == [item["function"]]
     before = int(git(bare, "rev-list", "--count", "main"))
-    r = fnops("pin", "--env", "dev", *files, "--output", "json", cwd=work, env={"GITHUB_SHA": head(work)})
+    r = fnops("pin", "--env", "dev", "--registry", f"{registry[0].host}/fns", *files, "--output", "json", cwd=work,
+              env={"GITHUB_SHA": head(work)})
     assert r.returncode == 0, r.stderr
     assert int(git(bare, "rev-list", "--count", "main")) == before + 1
     assert sorted(f["function"] for f in json.loads(r.stdout)["functions"]) == ["cat", "hello"]
     assert json.loads(ship(work, registry, "--plan").stdout)["plan"] == []  # the ledger says: all shipped
+    # The matrix's pin job re-run after a newer push pinned newer code: skipped, not failed.
+    old = head(work)
+    _sync(work)
+    newer = _commit(work, "functions/hello/handler.py", "# newer\n")
+    assert ship(work, registry, sha=newer).returncode == 0
+    tip = git(bare, "rev-parse", "main")
+    git(work, "checkout", "--quiet", "--detach", old)
+    late = fnops("pin", "--env", "dev", "--registry", f"{registry[0].host}/fns", *files, "--output", "json", cwd=work,
+                 env={"GITHUB_SHA": old})
+    assert late.returncode == 0, late.stderr
+    out = json.loads(late.stdout)
+    assert out["commit"] is None and {"function": "hello", "environment": "dev", "why": "pinned-newer"} in out["skipped"]
+    assert git(bare, "rev-parse", "main") == tip
 
 
 def test_parallel_builds_give_the_same_images_as_one_at_a_time(repo, registry):

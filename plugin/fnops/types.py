@@ -16,7 +16,7 @@ _GITSHA = LazyRe(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _REPO = LazyRe(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = LazyRe(r"[\w][\w.-]{0,127}")
+_TAG = LazyRe(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # the reference grammar's \w is ASCII; Python's takes '٣'
 
 
 class Digest(str):

@@ -323,11 +323,12 @@ def read_bytes(path: str, shown: str, root: str | None = None, limit: int = MAX_
     return raw
 
 
-def load(path: str, display: str | None = None, root: str | None = None) -> Doc:
+def load(path: str, display: str | None = None, root: str | None = None, limit: int = MAX_BYTES) -> Doc:
     """Load `path`; errors name `display` (the path as the user knows it). With `root`,
-    the file must be a regular file whose real path is inside `root`."""
+    the file must be a regular file whose real path is inside `root`; with `limit`, one
+    smaller than MAX_BYTES."""
     shown = display or path
-    raw = read_bytes(path, shown, root)
+    raw = read_bytes(path, shown, root, min(limit, MAX_BYTES))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -1,11 +1,13 @@
 """The bridge's HTTP surface as a bare ASGI app (served by uvicorn).
 
-POST /v1/argocd and /v1/alertmanager: authenticated (bearer or HMAC, constant-time; each
-door may have its own token), body size capped, strict JSON with typed and bounded fields
-(`door`), the event committed to the outbox *before* 202. Unknown JSON fields are ignored;
-a missing or mistyped one is a 400 that names it (never echoing its value). A repeat of an
-event already accepted is answered 200 and stores nothing. When the outbox holds more
-undelivered events than `retention.maxPendingEvents`, new ones get 503 (the senders retry).
+POST /v1/argocd and /v1/alertmanager: authenticated (bearer or HMAC, constant-time; a door
+with its own token accepts only that token), body size capped, strict JSON with typed and
+bounded fields (`door`), the event committed to the outbox *before* 202. Unknown JSON fields
+are ignored; a missing or mistyped one is a 400 that names it (never echoing its value). An
+event whose origin is not the function's own Application or namespace (`origin`) is answered
+200, logged with the reason and stored nowhere. A repeat of an event already accepted is
+answered 200 and stores nothing. When the outbox holds more undelivered events than
+`retention.maxPendingEvents`, new ones get 503 (the senders retry).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger("fnops.bridge")
 class BridgeApp:
     def __init__(self, config, store, metrics, sinks_for, wake):
         self.config, self.store, self.metrics, self.sinks_for, self.wake = config, store, metrics, sinks_for, wake
+        self.origins = config.origins
         self.ready = lambda: True
         self._pending = (0, -1.0)  # (undelivered events, when counted): backpressure, refreshed each second
 
@@ -39,10 +42,15 @@ class BridgeApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        status, ctype, body = await self.route(scope, receive, path, method)
+        answer = await self.route(scope, receive, path, method)
+        if answer is None:
+            return
+        status, ctype, body, *close = answer
         self.metrics.request(path, status)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+        headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
+        if close:  # answered before the body was read: the connection cannot carry another request
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def route(self, scope, receive, path, method):
@@ -59,30 +67,49 @@ class BridgeApp:
         if method != "POST":
             return _json(405, {"error": "method not allowed"})
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        source = path.rsplit("/", 1)[1]
+        # Only an HMAC signature needs the body: a request without one is judged by its
+        # header, so no one without a token makes the bridge wait for a body.
+        if not self.may_sign(headers, source) and not self.authorized(headers, b"", source):
+            self.metrics.unauthorized.inc()
+            return _json(401, {"error": "unauthorized"}, close=True)
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.config.max_body:
-            return _json(413, {"error": f"body larger than {self.config.max_body} bytes"})
+            return _json(413, {"error": f"body larger than {self.config.max_body} bytes"}, close=True)
         raw = b""
         while True:
             msg = await receive()
+            if msg["type"] == "http.disconnect":  # the client left (or the guard cut it off): nothing to answer
+                return None
             raw += msg.get("body", b"")
             if len(raw) > self.config.max_body:
-                return _json(413, {"error": f"body larger than {self.config.max_body} bytes"})
+                return _json(413, {"error": f"body larger than {self.config.max_body} bytes"}, close=True)
             if not msg.get("more_body"):
                 break
-        source = path.rsplit("/", 1)[1]
         if not self.authorized(headers, raw, source):
             self.metrics.unauthorized.inc()
             return _json(401, {"error": "unauthorized"})
+        ignored: list[str] = []
         try:
             body = door.parse(raw)
-            evs = [events.from_argocd(body)] if source == "argocd" else events.from_alertmanager(body)
+            if source == "argocd":
+                evs = [events.from_argocd(body)]
+                why = self.origins.argocd(evs[0])
+                if why:
+                    evs, ignored = [], [why]
+            else:
+                evs = events.from_alertmanager(body, self.origins.alert, ignored)
         except door.BadPayload as e:
             return _json(400, {"error": str(e)})
         except events.UnknownApp as e:
             return _json(422, {"error": str(e)})
+        for why in ignored:
+            log.warning("ignored: %s", why)
+        if ignored:
+            self.metrics.ignored.labels(source).inc(len(ignored))
         if not evs:
-            return _json(200, {"ignored": "no alert carries fnops_function and fnops_environment"})
+            return _json(200, {"ignored": ignored[0] if ignored else
+                               "no alert carries fnops_function and fnops_environment"})
         loop = asyncio.get_running_loop()
         try:
             if await loop.run_in_executor(None, self._pending_events) >= self.config.retention.max_pending_events:
@@ -109,19 +136,24 @@ class BridgeApp:
         self._pending = (count + 1, at)  # counting what this request is about to add
         return count
 
+    def may_sign(self, headers: dict, source: str) -> bool:
+        """The request offers an HMAC signature this door would check (so its body is needed)."""
+        return (bool(self.config.hmac_secret) and not self.config.tokens.get(source)
+                and headers.get("x-signature", "").startswith("sha256="))
+
     def authorized(self, headers: dict, raw: bytes, source: str) -> bool:
+        """A door with its own token opens to that token only; the others to the shared
+        bearer token or an HMAC signature made with the shared secret."""
         ok = False
         token = self.config.tokens.get(source) or self.config.token
         auth = headers.get("authorization", "")
         if token and auth.startswith("Bearer "):
             ok |= hmac.compare_digest(auth[7:].encode(), token.encode())
-        secret = self.config.hmac_secret
-        sig = headers.get("x-signature", "")
-        if secret and sig.startswith("sha256="):
-            want = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-            ok |= hmac.compare_digest(sig[7:].encode(), want.encode())
+        if self.may_sign(headers, source):
+            want = hmac.new(self.config.hmac_secret.encode(), raw, hashlib.sha256).hexdigest()
+            ok |= hmac.compare_digest(headers["x-signature"][7:].encode(), want.encode())
         return ok
 
 
-def _json(status: int, obj) -> tuple[int, str, bytes]:
-    return status, "application/json", json.dumps(obj).encode()
+def _json(status: int, obj, close: bool = False) -> tuple:
+    return (status, "application/json", json.dumps(obj).encode()) + ((True,) if close else ())

@@ -11,18 +11,22 @@ from ..errors import Problem, SpecError
 from ..spec import units
 from ..spec.check import Checker
 from .events import SLO_ALERTS
+from .origin import (DEFAULT_APPLICATION, DEFAULT_APPLICATION_NAMESPACE, DEFAULT_NAMESPACE, Origins,
+                     template_problem)
 
 Config = namedtuple("Config", "path host port token hmac_secret store_url max_body gitops slack github rollback "
-                               "tokens argocd_url delivery retention data_dir")
+                               "tokens argocd_url delivery retention data_dir origins http")
 GitOps = namedtuple("GitOps", "repo branch audit_branch token functions_dir github_repo")
 Slack = namedtuple("Slack", "token default_channel base_url allowed_channels")
 GitHub = namedtuple("GitHub", "token base_url allowed_repos min_write_interval")
 Rollback = namedtuple("Rollback", "bake_seconds alert_names alert_namespaces")
 Delivery = namedtuple("Delivery", "max_attempts max_backoff timeout lease")
 Retention = namedtuple("Retention", "done_after max_pending_events")
+# The door against slow or surplus connections (bridge/guard.py): seconds, and a count.
+Http = namedtuple("Http", "max_connections header_timeout body_timeout keep_alive")
 
 TOP = ("listen", "auth", "store", "dataDir", "maxBodyBytes", "gitops", "slack", "github", "rollback", "argocd", "delivery",
-       "retention")
+       "retention", "http")
 
 
 def _env(c: Checker, path, name, *, required: bool):
@@ -59,10 +63,11 @@ def load(path: str) -> Config:
                                    required=True)}
     store = c.typed(("store",), v.get("store", "sqlite:///var/lib/fnops/bridge.db"), str) or ""
     if not store.startswith(("sqlite:///", "postgresql://", "postgres://", "env:")):
-        c.fail(("store",), f"'{store}' is not supported; use sqlite:///<path> (a volume that survives restarts), "
-                           "or env:VAR naming a variable that holds a postgresql:// DSN")
-    if store.startswith(("postgresql://", "postgres://")) and "@" in store:
-        c.fail(("store",), "a DSN with credentials does not belong in the config; use env:VAR")
+        c.fail(("store",), f"'{_without_secrets(store)}' is not supported; use sqlite:///<path> (a volume that "
+                           "survives restarts), or env:VAR naming a variable that holds a postgresql:// DSN")
+    carried = _dsn_credentials(store) if store.startswith(("postgresql://", "postgres://")) else None
+    if carried:
+        c.fail(("store",), f"a DSN with {carried} does not belong in the config; use env:VAR (or a passfile)")
     if store.startswith("env:"):
         dsn = _env(c, ("store",), store[4:], required=True) or ""
         if dsn and not dsn.startswith(("postgresql://", "postgres://")):
@@ -107,10 +112,11 @@ def load(path: str) -> Config:
     bake = c.parsed(("rollback", "bakeTime"), rb.get("bakeTime", "15m"), units.whole_seconds, 0, 7 * 86400)
     alert_names = c.string_list(("rollback", "alertNames"), rb.get("alertNames")) or SLO_ALERTS
     alert_namespaces = c.string_list(("rollback", "alertNamespaces"), rb.get("alertNamespaces"))
-    a = c.mapping(("argocd",), v.get("argocd"), ("url",))
+    a = c.mapping(("argocd",), v.get("argocd"), ("url", "application", "applicationNamespace", "namespace"))
     argocd_url = c.typed(("argocd", "url"), a.get("url"), str)
     if argocd_url and not argocd_url.startswith("https://") and not argocd_url.startswith("http://"):
         c.fail(("argocd", "url"), "must be an http(s) URL of the Argo CD UI")
+    origins = _origins(c, a)
     d = c.mapping(("delivery",), v.get("delivery"), ("maxAttempts", "maxBackoff", "timeout", "lease"))
     delivery = Delivery(c.integer(("delivery", "maxAttempts"), d.get("maxAttempts", 12), 1, 1000) or 12,
                         c.parsed(("delivery", "maxBackoff"), d.get("maxBackoff", "5m"), units.whole_seconds, 1, 86400)
@@ -123,10 +129,79 @@ def load(path: str) -> Config:
         c.parsed(("retention", "doneAfter"), r.get("doneAfter", "168h"), units.whole_seconds, 60, 366 * 86400)
         or 7 * 86400,
         c.integer(("retention", "maxPendingEvents"), r.get("maxPendingEvents", 100_000), 10) or 100_000)
+    h = c.mapping(("http",), v.get("http"), ("maxConnections", "headerTimeout", "bodyTimeout", "keepAlive"))
+    http = Http(c.integer(("http", "maxConnections"), h.get("maxConnections", 512), 16, 60_000) or 512,
+                c.parsed(("http", "headerTimeout"), h.get("headerTimeout", "10s"), units.whole_seconds, 1, 300) or 10,
+                c.parsed(("http", "bodyTimeout"), h.get("bodyTimeout", "30s"), units.whole_seconds, 1, 600) or 30,
+                c.parsed(("http", "keepAlive"), h.get("keepAlive", "5s"), units.whole_seconds, 1, 300) or 5)
     c.raise_if_any()
     return Config(path, host, int(port), token, hmac_secret, store, max_body, gitops, slack, github,
                   Rollback(bake if bake is not None else 900, tuple(alert_names), tuple(alert_namespaces)),
-                  tokens, argocd_url.rstrip("/") if argocd_url else None, delivery, retention, data_dir)
+                  tokens, argocd_url.rstrip("/") if argocd_url else None, delivery, retention, data_dir, origins, http)
+
+
+def _dsn_credentials(dsn: str) -> str | None:
+    """What secret a postgresql:// URL carries in itself: credentials in its userinfo, or a
+    password parameter in its query string (libpq reads both). None if neither."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(dsn)
+        userinfo = parts.netloc.rpartition("@")[0]
+        params = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "what may be credentials (it does not parse as a URL)"
+    if userinfo:
+        return "credentials"
+    # libpq's password and sslpassword; any other spelling of one is refused too.
+    if any("password" in k.lower() for k, _ in params):
+        return "a password parameter"
+    return None
+
+
+def _without_secrets(url: str) -> str:
+    """A store URL fit to print: its userinfo and any password parameter as ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(f"{k}=***" if "password" in k.lower() else f"{k}={v}" if sep else k
+                     for k, sep, v in (p.partition("=") for p in parts.query.split("&") if p))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _origins(c: Checker, a: dict) -> Origins:
+    """How the ApplicationSet names each function × environment (see bridge/origin.py)."""
+    app = c.typed(("argocd", "application"), a.get("application", DEFAULT_APPLICATION), str) or DEFAULT_APPLICATION
+    why = template_problem(app)
+    if why:
+        c.fail(("argocd", "application"), f"{why}: a template such as {DEFAULT_APPLICATION}")
+    app_ns = (c.typed(("argocd", "applicationNamespace"), a.get("applicationNamespace", DEFAULT_APPLICATION_NAMESPACE),
+                      str) or DEFAULT_APPLICATION_NAMESPACE)
+    if not units.is_dns1123_label(app_ns):
+        c.fail(("argocd", "applicationNamespace"), "must be a namespace name (a DNS label)")
+    ns = a.get("namespace", DEFAULT_NAMESPACE)
+    if isinstance(ns, dict):
+        for env, name in ns.items():
+            if not (isinstance(env, str) and units.is_dns1123_label(env)
+                    and isinstance(name, str) and units.is_dns1123_label(name)):
+                c.fail(("argocd", "namespace"), "must map environment names to namespace names (DNS labels)")
+                break
+    elif isinstance(ns, str):
+        why = template_problem(ns)
+        if why:
+            c.fail(("argocd", "namespace"), f"{why}: a template such as {DEFAULT_NAMESPACE}, or a mapping "
+                                            "environment: namespace")
+    else:
+        c.fail(("argocd", "namespace"), f"expected a template such as {DEFAULT_NAMESPACE}, or a mapping "
+                                        "environment: namespace")
+        ns = DEFAULT_NAMESPACE
+    return Origins(app, app_ns, ns)
 
 
 def _owner_of(url: str) -> str | None:

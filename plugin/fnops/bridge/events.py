@@ -13,8 +13,9 @@ from .door import BadPayload, Fields
 
 FUNCTION_LABEL = "fnops.dev/function"
 ENVIRONMENT_LABEL = "fnops.dev/environment"
-# The alerts fnops renders (render/slo.py); only these may roll a release back.
-SLO_ALERTS = ("FnopsLatencyP95High", "FnopsErrorRateHigh")
+# The fast-burn SLO alerts fnops renders (render/slo.py); only these may roll a release back.
+# The slow-burn ones (Fnops*SlowBurn) reach Slack and the audit log but never roll back.
+SLO_ALERTS = ("FnopsErrorBudgetFastBurn", "FnopsLatencyBudgetFastBurn")
 PHASES = ("", "Running", "Terminating", "Failed", "Error", "Succeeded")
 HEALTH = ("", "Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
 
@@ -61,7 +62,8 @@ def from_argocd(body) -> dict:
     images = [i for i in f.items("images", max_items=64) if isinstance(i, str) and len(i) <= 512]
     event = {
         "source": "argocd", "kind": kind, "app": app, "function": fn, "environment": env,
-        "revision": revision, "namespace": f.text("destinationNamespace", max_len=63), "phase": phase,
+        "revision": revision, "namespace": f.text("destinationNamespace", max_len=63),
+        "appNamespace": f.text("appNamespace", max_len=63), "phase": phase,
         "health": health, "syncStatus": f.text("syncStatus", max_len=32),
         "message": f.free_text("message") or f.free_text("healthMessage"),
         "finishedAt": f.text("finishedAt", max_len=64), "rollback": f.flag("rollback"),
@@ -73,8 +75,10 @@ def from_argocd(body) -> dict:
     return event
 
 
-def from_alertmanager(body) -> list[dict]:
-    """One event per (function, environment) in the group; alerts without fnops labels are ignored."""
+def from_alertmanager(body, admit=None, ignored: list | None = None) -> list[dict]:
+    """One event per (function, environment) in the group; alerts without fnops labels are
+    ignored, and so is an alert `admit(function, environment, labels)` gives a reason
+    against (the reason is added to `ignored`)."""
     f = Fields(body)
     version = f.text("version", required=True, max_len=8)
     if version != "4":
@@ -94,6 +98,11 @@ def from_alertmanager(body) -> list[dict]:
         lf = Fields(labels, f"alerts[{i}].labels.")
         key = (lf.label("fnops_function"), lf.label("fnops_environment"))
         ann = af.string_map("annotations")
+        why = admit(*key, labels) if admit else None
+        if why:
+            if ignored is not None:
+                ignored.append(why)
+            continue
         by_fn.setdefault(key, []).append({
             "name": labels.get("alertname", "")[:256], "status": a_status,
             "namespace": labels.get("namespace", "")[:63],

@@ -3,12 +3,13 @@ library's, and every label value comes from a fixed set, so no request can add a
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 PATHS = ("/v1/argocd", "/v1/alertmanager", "/healthz", "/readyz", "/metrics")
 SOURCES = ("argocd", "alertmanager")
 RESULTS = ("done", "retry", "failed")
+CUTS = ("header-timeout", "body-timeout", "evicted", "refused")
 CODES = ("200", "202", "400", "401", "404", "405", "413", "422", "503")
 
 
@@ -44,8 +45,19 @@ class Metrics:
                                   registry=r)
         self.deliveries = Counter("fnops_bridge_delivery_attempts", "Delivery attempts by sink and result.",
                                   ["sink", "result"], registry=r)
+        self.ignored = Counter("fnops_bridge_events_ignored", "Events and alerts ignored for their origin (not the "
+                               "function's Application or namespace).", ["source"], registry=r)
+        # The connection guard (guard.py): open connections, and those it closed, by why.
+        self.connections = Gauge("fnops_bridge_http_connections", "Open HTTP connections.", registry=r)
+        self.connections_cut = Counter("fnops_bridge_http_connections_cut", "Connections the bridge closed: "
+                                       "header-timeout, body-timeout, evicted (room for a new one), refused.",
+                                       ["reason"], registry=r)
         self.latency = Histogram("fnops_bridge_delivery_seconds", "Accept-to-delivered time per sink.", ["sink"],
                                  buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800), registry=r)
+        for source in SOURCES:  # every series exists from the start: a rate over it needs no first event
+            self.ignored.labels(source)
+        for reason in CUTS:
+            self.connections_cut.labels(reason)
         if store is not None:
             r.register(_OutboxCollector(store, sinks))
 

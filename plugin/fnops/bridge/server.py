@@ -8,6 +8,7 @@ import sys
 from . import config as bridge_config
 from .app import BridgeApp
 from .context import Context
+from .guard import Guard
 from .metrics import Metrics
 from .sinks import build
 from .store import open_store
@@ -35,16 +36,54 @@ def serve(config_path: str) -> None:
     lanes = Lanes(sinks, store, ctx, metrics, sinks_for, cfg.delivery, lane_id=lane_id)
     janitor = Janitor(store, cfg.retention.done_after)
     app = BridgeApp(cfg, store, metrics, sinks_for, lanes.wake)
+    max_connections, backlog = _fd_budget(cfg.http.max_connections)
+    guard = Guard(max_connections, cfg.http.header_timeout, cfg.http.body_timeout, metrics)
     app.ready = lambda: lanes.alive() and store.healthy()
     lanes.start()
     janitor.start()
     logging.getLogger("fnops.bridge").info("listening on %s:%s, store %s, sinks: %s", cfg.host, cfg.port, store.name,
                                            ", ".join(sinks))
     try:
+        # limit_concurrency stays off: it counts slow connections too and would answer /healthz 503.
         uvicorn.run(app, host=cfg.host, port=cfg.port, lifespan="on", access_log=False, log_level="warning",
-                    timeout_graceful_shutdown=10)
+                    timeout_graceful_shutdown=10, http=guard.protocol_class(), timeout_keep_alive=cfg.http.keep_alive,
+                    backlog=backlog)
     finally:
         janitor.stop()
         lanes.stop()
         lanes.join(15)
         store.close()
+
+
+# File descriptors the bridge needs besides its HTTP connections: the outbox (SQLite and its
+# WAL, or a pool of PostgreSQL connections), git subprocesses' pipes, Slack and GitHub
+# clients, the listening socket, stdio and the event loop.
+FD_RESERVE = 128
+MAX_BACKLOG, MIN_BACKLOG = 2048, 32
+
+
+def _fd_budget(max_connections: int) -> tuple[int, int]:
+    """(connection cap, listen backlog) that fit RLIMIT_NOFILE, raising the soft limit toward
+    the hard one first. asyncio accepts up to `backlog` sockets at each wake-up, and about
+    three wake-ups pass before the guard has closed the ones it evicts, so a burst holds up to
+    cap + 3 × backlog descriptors: both come down until that fits, so a flood of connections
+    never leaves the process unable to accept (asyncio then stops accepting for a second)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max_connections + FD_RESERVE + 3 * MAX_BACKLOG
+    if soft != resource.RLIM_INFINITY and soft < want:
+        raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, raised), hard))
+            soft = max(soft, raised)
+        except (ValueError, OSError):
+            pass
+    room = want if soft == resource.RLIM_INFINITY else soft - FD_RESERVE
+    cap = max_connections
+    if room < cap + 3 * MIN_BACKLOG:
+        cap = max(16, room - 3 * MIN_BACKLOG)
+        logging.getLogger("fnops.bridge").warning(
+            "http.maxConnections %d does not fit the open file limit %d; at most %d connections", max_connections,
+            soft, cap)
+    return cap, max(MIN_BACKLOG, min(MAX_BACKLOG, (room - cap) // 3))

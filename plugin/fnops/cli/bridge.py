@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -37,11 +38,26 @@ def bridge_check_config(config_path):
     click.echo(f"{config_path}: ok")
 
 
-def _store(config_path):
-    from ..bridge import config as bridge_config
-    from ..bridge.store import open_store
+# A command waits this long for the outbox's database, then fails with one line (exit 1).
+CONNECT_TIMEOUT = 5
 
-    return open_store(bridge_config.load(config_path).store_url)
+
+@contextlib.contextmanager
+def _store(config_path):
+    """The outbox, opened without a pool (one connection per query, each bounded by
+    CONNECT_TIMEOUT), closed after; a database that stops answering is one line, exit 1."""
+    from ..bridge import config as bridge_config
+    from ..bridge.store import open_store, redacted
+    from ..errors import TemporaryError
+
+    url = bridge_config.load(config_path).store_url
+    store = open_store(url, pooled=False, connect_timeout=CONNECT_TIMEOUT)
+    try:
+        yield store
+    except store.errors as e:
+        raise TemporaryError(f"outbox ({store.name}): {redacted(str(e), url)}") from None
+    finally:
+        store.close()
 
 
 @bridge.command("deliveries")
@@ -54,11 +70,8 @@ def bridge_deliveries(config_path, state, output):
 
     from ..escape import printable
 
-    store = _store(config_path)
-    try:
+    with _store(config_path) as store:
         rows = store.deliveries(state)
-    finally:
-        store.close()
     items = [{"id": f"{eid}/{sink}", "event": eid, "sink": sink, "state": st, "attempts": n, "error": err, "key": key}
              for eid, sink, st, n, err, key in rows]
     if output == "json":
@@ -81,11 +94,8 @@ def bridge_retry(config_path, ids):
         if not event.isdigit() or (sink and not sink.isalpha()):
             raise click.BadParameter(f"'{raw[:40]}' is not EVENT or EVENT/SINK (e.g. 42 or 42/slack)", param_hint="ID")
         targets.append((int(event), sink or None))
-    store = _store(config_path)
-    try:
+    with _store(config_path) as store:
         n = store.requeue(targets)
-    finally:
-        store.close()
     click.echo(f"{n} deliveries back to pending; the bridge delivers them in order")
     if not n:
         sys.exit(1)

@@ -8,7 +8,7 @@ import os
 import click
 
 from ..delivery.origin import resolve_branch, source_from_environment, token_from
-from .gha import write_outputs, write_step_summary
+from .gha import notice, warn, write_outputs, write_step_summary
 from .group import cli
 from .options import env_name, function_name, gitops_flags
 
@@ -22,14 +22,14 @@ NEW_ENV = click.option("--new-environment", is_flag=True,
                        help="Allow creating the first pin of an environment no function declares yet.")
 
 
-def _history():
+def _history(gitops_url: str | None = None):
     """The source repository's history (this clone), for ordering source commits."""
     from ..delivery.detect import repo_root
     from ..delivery.ledger import History
     from ..errors import UsageError
 
     try:
-        return History(repo_root("."))
+        return History(repo_root("."), gitops_url)
     except UsageError:
         return None
 
@@ -66,7 +66,7 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
 
     Refuses (exit 1, nothing committed) to replace a pin whose source commit is not an
     ancestor of the new one, unless --allow-older."""
-    from ..delivery.origin import Source
+    from ..delivery.origin import Source, commit_time
     from ..delivery.pins import PinOp
     from ..types import GitSha, PinnedImage
 
@@ -80,32 +80,41 @@ def bump(function, env, image, source_repo, source_commit, source_ref, run_url, 
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--source-commit") from None
     src = source_from_environment()
-    src = Source(source_repo or src.repo, source_commit or src.commit, source_ref or src.ref, run_url or src.run)
+    src = Source(source_repo or src.repo, source_commit or src.commit, source_ref or src.ref, run_url or src.run,
+                 commit_time(source_commit) if source_commit else src.time)
     mode = _default_mode(g, function, env)
-    op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src, history=_history(),
+    op = PinOp(g["functions_dir"], function, env, "release", image=ref, source=src, history=_history(g["gitops_repo"]),
                allow_older=allow_older, new_environment=new_environment,
                unapproved_push=(mode or "push") == "push" and not approved)
     _publish([op], g, why=f"Release {ref.tag or ref.digest} of {function} to {env}.", mode=mode, output=output)
 
 
 @cli.command()
-@click.argument("function", callback=function_name)
+@click.argument("function", required=False, callback=lambda c, p, v: v if v is None else function_name(c, p, v))
 @click.option("--from", "from_env", required=True, callback=env_name, help="Environment to copy the pin from.")
 @click.option("--to", "to_env", required=True, callback=env_name, help="Environment to write.")
+@click.option("--all", "every", is_flag=True, help="Every function pinned in --from (one commit): the digests "
+              "tested there, not a rebuild.")
 @APPROVED
 @NEW_ENV
 @OUTPUT
 @gitops_flags
-def promote(function, from_env, to_env, approved, new_environment, output, **g):
-    """Copy FUNCTION's pin from one environment to another."""
+def promote(function, from_env, to_env, every, approved, new_environment, output, **g):
+    """Copy FUNCTION's pin (or, with --all, every function's) from one environment to another."""
+    from ..delivery.detect import all_functions, repo_root
     from ..delivery.pins import PinOp
 
     if from_env == to_env:
         raise click.BadParameter("--from and --to name the same environment", param_hint="--to")
-    mode = _default_mode(g, function, to_env)
-    op = PinOp(g["functions_dir"], function, to_env, "promote", from_env=from_env, new_environment=new_environment,
-               unapproved_push=(mode or "push") == "push" and not approved)
-    _publish([op], g, why=f"Promote {function} from {from_env} to {to_env}.", mode=mode, output=output)
+    if bool(function) == every:
+        raise click.BadParameter("name a FUNCTION or pass --all", param_hint="FUNCTION")
+    names = [function] if function else all_functions(repo_root(), g["functions_dir"])
+    modes = {_default_mode(g, name, to_env) for name in names}
+    mode = g["mode"] or ("pr" if "pr" in modes else "push" if "push" in modes else None)
+    ops = [PinOp(g["functions_dir"], name, to_env, "promote", from_env=from_env, new_environment=new_environment,
+                 unapproved_push=(mode or "push") == "push" and not approved, missing_ok=every) for name in names]
+    what = function or f"{len(names)} function(s)"
+    _publish(ops, g, why=f"Promote {what} from {from_env} to {to_env}.", mode=mode, output=output)
 
 
 @cli.command()
@@ -175,7 +184,7 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
         every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
         token=token_from(g["token_env"], url), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
         builder_options=options, plan_only=plan_only, allow_older=allow_older, approved=approved, jobs=jobs,
-        only=tuple(only), extra_build_args=build_args)
+        only=tuple(only), extra_build_args=build_args, warn=warn)
     planned = [{"function": i.function, "environment": i.environment, "reason": i.reason,
                 "sourceCommit": i.source_commit, "pinnedCommit": i.pinned_commit} for i in plan.items]
     skipped = [{"function": s.function, "environment": s.environment, "why": s.why, "pinnedCommit": s.pinned_commit}
@@ -189,15 +198,21 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
             click.echo(f"{len(plan.items)} to build, {len(plan.skipped)} up to date or pinned newer")
         write_outputs(plan=_json.dumps(planned, sort_keys=True), count=str(len(planned)))
         return
-    rows = [r._asdict() for r in results]
+    # The commit each image was built from: `fnops pin` pins a result only for that commit.
+    rows = [{**r._asdict(), "sourceCommit": source.commit} for r in results]
     summary = {"functions": rows, "skipped": skipped, "commit": sha, "dryRun": dry_run, "pullRequest": pr}
     if output == "json":
         click.echo(_json.dumps(summary, sort_keys=True))
     else:
         for r in results:
-            click.echo(f"{r.function} [{r.environment}] {r.image} ({r.reason})" + ("" if r.pushed else " (not pushed)"))
+            if r.reason != "pinned-newer":
+                click.echo(f"{r.function} [{r.environment}] {r.image} ({r.reason})" + ("" if r.pushed else " (not pushed)"))
         for s in plan.skipped:
-            click.echo(f"{s.function} [{s.environment}] skipped: {s.why}")
+            line = f"{s.function} [{s.environment}] skipped: {s.why}"
+            if s.why == "pinned-newer":  # a late run: newer code is pinned already, not a failure
+                notice(line)
+            else:
+                click.echo(line)
         click.echo(f"pinned in {sha}" if sha else "nothing pinned")
     write_step_summary(results, sha, env)
     # Per-function outputs (fromJSON(steps.x.outputs.digests).hello), and build-push-action's
@@ -211,39 +226,53 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
 
 
 @cli.command()
-@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("results", nargs=-1, required=True, metavar="[FUNCTION=]RESULT...")
 @click.option("--env", "env", required=True, callback=env_name, help="Environment to pin in.")
+@click.option("--registry", metavar="REG", help="Registry prefix, as `fnops ship --registry` got it: the "
+              "repository of a function without `image:` is REG/<name>. Required when one has none.")
+@click.option("--plan", "plan_file", metavar="FILE", help="The plan the matrix was made from (`fnops ship --plan "
+              "--output json`, or the action's `plan` output): only functions it lists are pinned.")
 @click.option("--allow-older", is_flag=True, help="Pin even over a pin whose source is newer or unrelated.")
 @APPROVED
 @OUTPUT
 @gitops_flags
-def pin(results, env, allow_older, approved, output, **g):
+def pin(results, env, registry, plan_file, allow_older, approved, output, **g):
     """Pin, in one commit, the images that `fnops ship --no-pin --output json` built — the
-    last job of a matrix that built one function per job."""
-    import json as _json
+    last job of a matrix that built one function per job.
 
+    RESULT is a file holding that output (or `{"functions": <its functions output>}`);
+    FUNCTION=RESULT says it is the result of FUNCTION's job, and may pin FUNCTION only.
+    Every result must record the commit being pinned ($GITHUB_SHA, else HEAD) and --env; a
+    function comes from one result only, is a folder under --functions-dir, and its image
+    is in the repository it declares (`image:`), else REG/<name>. Anything else: exit 2,
+    nothing committed."""
+    from ..delivery.detect import repo_root
+    from ..delivery.matrix import read_plan, read_results
     from ..delivery.pins import PinOp
-    from ..types import PinnedImage
+    from ..types import GitSha, Repository
 
-    images = {}
-    for path in results:
+    if registry is not None:
         try:
-            with open(path, encoding="utf-8") as f:
-                rows = _json.load(f).get("functions", [])
-            for row in rows:
-                images[row["function"]] = PinnedImage.parse(row["image"])
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise click.BadParameter(f"{path}: not the output of `fnops ship --output json` ({e})",
-                                     param_hint="RESULTS") from None
-    if not images:
+            registry = Repository(registry.rstrip("/"))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--registry") from None
+    source = source_from_environment()
+    try:
+        commit = GitSha(source.commit or "")
+    except ValueError:
+        raise click.UsageError("no source commit to pin: run in a Git checkout or set GITHUB_SHA") from None
+    plan = read_plan(plan_file, env=env, commit=commit) if plan_file else None
+    built = read_results(results, env=env, commit=commit, root=repo_root(), functions_dir=g["functions_dir"],
+                         registry=registry, plan=plan)
+    if not built:
         click.echo("nothing to pin: no function was built")
         return
     mode = g["mode"]
-    history = _history()
-    source = source_from_environment()
-    ops = [PinOp(g["functions_dir"], name, env, "release", image=img, source=source, history=history,
-                 allow_older=allow_older, unapproved_push=(mode or "push") == "push" and not approved)
-           for name, img in sorted(images.items())]
+    history = _history(g["gitops_repo"])
+    # late_ok: a matrix that finishes after a newer run pinned newer code skips, not fails.
+    ops = [PinOp(g["functions_dir"], b.function, env, "release", image=b.image, source=source, history=history,
+                 allow_older=allow_older, unapproved_push=(mode or "push") == "push" and not approved, late_ok=True)
+           for b in built]
     _publish(ops, g, why=f"Pin {len(ops)} function(s) built by a matrix.", output=output)
 
 
@@ -260,10 +289,14 @@ def _publish(ops, g, why, mode=None, output="text"):
     sha, changes, pr = commits.commit_pins(ops, repo=None if url else ".", url=url, branch=branch,
                                            token=token_from(g["token_env"], url), why=why,
                                            mode=g["mode"] or mode or "push", github_repo=g["github_repo"])
+    skipped = [{"function": op.name, "environment": op.env, "why": op.outcome} for op in ops if op.outcome]
     if output == "json":
         click.echo(_json.dumps({"functions": [change_row(c) for c in changes], "commit": sha, "pullRequest": pr,
-                                "dryRun": False}, sort_keys=True))
+                                "dryRun": False, "skipped": skipped}, sort_keys=True))
     else:
+        for s in skipped:
+            if s["why"] == "pinned-newer":  # a late matrix run: newer code is pinned, not a failure
+                notice(f"{s['function']} [{s['environment']}] skipped: pinned-newer")
         report(sha, changes, pr)
     write_outputs(commit=sha or "", **{"pr-url": pr or ""})
 

@@ -13,7 +13,8 @@ GITOPS_FLAGS = [
                  "($GITHUB_REF), else the checkout's branch, else main."),
     click.option("--token-env", default="GITOPS_TOKEN", show_default=True, metavar="VAR",
                  help="Environment variable holding the token for --gitops-repo over HTTPS "
-                      "(falls back to GITHUB_TOKEN). Never printed or stored."),
+                      "(falls back to GITHUB_TOKEN, for a remote on the GitHub host only). Never printed "
+                      "or stored."),
     click.option("--mode", type=click.Choice(["push", "pr"]), default=None,
                  help="push: commit and push to the branch (with rebase-retry); pr: push a review branch "
                       "fnops/<env>/<fn> and open (or update) a pull request. Default: push."),

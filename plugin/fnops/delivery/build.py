@@ -1,8 +1,9 @@
 """Image builders: buildah (no daemon; chroot isolation, vfs storage by default) and
 docker buildx. Each builds a context, pushes one tag and returns the pushed digest.
 
-Builds are reproducible: every timestamp in the image (config, history, file times) is
-the source commit's time, so the same source on the same base gives the same digest and a
+Builds are reproducible: every timestamp in the image (config, history, file times, the
+bytecode pip writes) is the time of the last commit that changed the function's folder, so
+the same folder content on the same base gives the same digest at any later commit and a
 re-run pins nothing new. A dry run never pushes, with either builder.
 
 Registries on loopback (127.0.0.0/8, localhost, [::1]) are plain HTTP, as Docker treats
@@ -44,17 +45,48 @@ class BuildError(PermanentError):
         return [line for line in self.log.rstrip().splitlines() if line.strip()][-self.TAIL_LINES:]
 
     def format(self) -> str:
-        """The build's own last lines (pip's error is there), then the one-line error.
-        In GitHub Actions the whole log goes into a collapsible group as well."""
-        out = []
-        if os.environ.get("GITHUB_ACTIONS") == "true" and self.log:
-            from ..escape import workflow_command_safe
+        """The build's own last lines (pip's error is there), then the one-line error. In
+        GitHub Actions the whole log was streamed as it came (`_run_builder`); the tail and the
+        error (which quotes the log's last line) go between stop-commands, so nothing a build
+        prints is read as a workflow command."""
+        out = [f"  | {line}" for line in self.tail] + [super().format()]
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from ..escape import untrusted_lines
 
-            out += [f"::group::{workflow_command_safe(str(self))} — full build log",
-                    *(workflow_command_safe(x) for x in self.log.rstrip().splitlines()), "::endgroup::"]
-        out += [f"  | {line}" for line in self.tail]
-        out.append(super().format())
+            out = untrusted_lines(out)
         return "\n".join(out)
+
+
+# In GitHub Actions, every builder's output is streamed (a 30-minute build is not silent),
+# inside one stop-commands region shared by the builds running at once.
+_STREAM = None
+
+
+def _label(ref: str) -> str:
+    """The function's name in a streamed log line: the last path part of the image, no tag."""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def _run_builder(args, env, label: str) -> tuple[int, str]:
+    """Run a builder with stderr into stdout; -> (exit code, its whole output). In GitHub
+    Actions each line is shown as it comes, prefixed with `label`; elsewhere it is kept for
+    the tail a failure shows."""
+    global _STREAM
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        p = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           errors="replace")
+        return p.returncode, p.stdout
+    from ..escape import UntrustedStream
+
+    if _STREAM is None:
+        _STREAM = UntrustedStream("fnops: builder output (untrusted: workflow commands are off)")
+    lines = []
+    with _STREAM as log, subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            log.write(f"{label} | {line}")
+    return proc.returncode, "".join(lines)
 
 
 def _tail(text: str, n: int = 1) -> str:
@@ -82,8 +114,11 @@ class Buildah:
             raise UsageError("builder 'buildah' is not installed (apt-get install buildah)")
         self.platforms, self.labels = tuple(platforms), tuple(labels)
         self.env = dict(os.environ)
-        self.env.setdefault("STORAGE_DRIVER", "vfs")
         self.env.setdefault("BUILDAH_ISOLATION", "chroot")
+        # The storage driver decides the order of entries in a layer (overlay's native diff
+        # walks the tree, vfs sorts paths), hence the digest: every runner must use the same
+        # one. buildah reads no STORAGE_DRIVER variable, so it goes on the command line.
+        self.exe = ["buildah", "--storage-driver", self.env.get("STORAGE_DRIVER") or "vfs"]
 
     def command(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True,
                 timestamp: int | None = None) -> list[str]:
@@ -92,11 +127,13 @@ class Buildah:
         # timestamp: buildah's layer cache ignores --timestamp, so a cached layer from
         # another commit's build would make the digest depend on the runner's cache.
         target = ["--platform", ",".join(self.platforms), "--manifest", ref] if self.platforms else ["-t", ref]
-        args = ["buildah", "bud", "--identity-label=false", "-f", dockerfile, *target]
+        args = [*self.exe, "bud", "--identity-label=false", "-f", dockerfile, *target]
         for label in self.labels:
             args += ["--label", label]
         if timestamp is not None:
-            args.append(f"--timestamp={timestamp}")
+            # --timestamp fixes file times and the config; the build arg reaches RUN steps
+            # (pip's bytecode), as buildx does with SOURCE_DATE_EPOCH in its environment.
+            args += [f"--timestamp={timestamp}", "--build-arg", f"SOURCE_DATE_EPOCH={timestamp}"]
         else:
             args.append("--layers")
         if not tls_verify:
@@ -108,15 +145,14 @@ class Buildah:
     def build(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True, scope=None,
               timestamp: int | None = None, push: bool = True) -> None:
         """Build into local storage; `push` is for builders that push while building."""
-        p = subprocess.run(self.command(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls_verify,
-                                        timestamp=timestamp),
-                           env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            raise BuildError(f"build of {ref} failed: {_tail(p.stdout, 1)}", p.stdout)
+        code, log = _run_builder(self.command(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls_verify,
+                                              timestamp=timestamp), self.env, _label(ref))
+        if code != 0:
+            raise BuildError(f"build of {ref} failed: {_tail(log, 1)}", log)
 
     def push_command(self, ref: str, digestfile: str, *, tls_verify=True) -> list[str]:
-        args = (["buildah", "manifest", "push", "--all", "--quiet", "--digestfile", digestfile] if self.platforms
-                else ["buildah", "push", "--quiet", "--digestfile", digestfile])
+        args = ([*self.exe, "manifest", "push", "--all", "--quiet", "--digestfile", digestfile] if self.platforms
+                else [*self.exe, "push", "--quiet", "--digestfile", digestfile])
         if not tls_verify:
             args.append("--tls-verify=false")
         return [*args, ref, f"docker://{ref}"]
@@ -133,8 +169,8 @@ class Buildah:
 
     def remove(self, ref: str) -> None:
         if self.platforms:
-            subprocess.run(["buildah", "manifest", "rm", ref], env=self.env, capture_output=True)
-        subprocess.run(["buildah", "rmi", ref], env=self.env, capture_output=True)
+            subprocess.run([*self.exe, "manifest", "rm", ref], env=self.env, capture_output=True)
+        subprocess.run([*self.exe, "rmi", ref], env=self.env, capture_output=True)
 
 
 class Docker:
@@ -155,6 +191,41 @@ class Docker:
             os.environ.get("ACTIONS_CACHE_URL") or os.environ.get("ACTIONS_RESULTS_URL"))) if gha_cache is None \
             else gha_cache
         self._digests: dict = {}
+        self._driver: str | None = None
+
+    def driver(self) -> str:
+        """The buildx driver of the builder in use (`docker`, `docker-container`, …), or ''."""
+        if self._driver is None:
+            args = ["docker", "buildx", "inspect", *(["--builder", self.instance] if self.instance else [])]
+            p = subprocess.run(args, capture_output=True, text=True)
+            found = [line.split(":", 1)[1].strip() for line in p.stdout.splitlines()
+                     if line.strip().lower().startswith("driver:")]
+            self._driver = found[0] if p.returncode == 0 and found else ""
+        return self._driver
+
+    def reproducibility_warning(self) -> str | None:
+        """The default `docker` driver ignores rewrite-timestamp (and cannot export some
+        attestations): its digests change from build to build, so say so instead of
+        promising the same digest."""
+        if self.driver() == "docker":
+            return ("docker buildx uses the 'docker' driver, which ignores rewrite-timestamp: these images are not "
+                    "reproducible (the same folder gives a new digest each build). Use a docker-container builder "
+                    "(docker/setup-buildx-action, or --builder NAME) or --builder buildah")
+        return None
+
+    def check_driver(self) -> None:
+        """Refuse, before anything is built, what the default `docker` driver cannot do (buildx
+        would fail each build with "… is not supported for the docker driver")."""
+        wants = [what for what, asked in (("export a cache (gha-cache, cache-to)", self.gha_cache or self.cache_to),
+                                          ("build several platforms", len(self.platforms) > 1),
+                                          ("attach an SBOM", self.sbom), ("attach provenance", self.provenance))
+                 if asked]
+        if wants and self.driver() == "docker":
+            raise UsageError(f"docker buildx builder '{self.instance or 'default'}' uses the 'docker' driver, which "
+                             f"cannot {' or '.join(wants)}: set up a docker-container builder (in a workflow "
+                             "docker/setup-buildx-action, which the fnops action runs when `builder` is empty; else "
+                             "`docker buildx create --driver docker-container --name fnops`) and pass its name as "
+                             "--buildx-builder (the action's `builder`), or use --builder buildah")
 
     def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None) -> list[str]:
         """The buildx command line. Pushing uses the registry exporter with rewritten file
@@ -182,15 +253,15 @@ class Docker:
 
     def build(self, ctx, dockerfile, ref, *, build_args=(), tls_verify=True, scope=None,
               timestamp: int | None = None, push: bool = True) -> None:
+        self.check_driver()
         env = dict(os.environ)
         if timestamp is not None:
             env["SOURCE_DATE_EPOCH"] = str(timestamp)
         with tempfile.TemporaryDirectory(prefix="fnops-buildx-") as d:
             meta = os.path.join(d, "metadata.json")
-            p = subprocess.run(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope, push=push),
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            if p.returncode != 0:
-                text = p.stdout
+            code, text = _run_builder(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope,
+                                                   push=push), env, _label(ref))
+            if code != 0:
                 if "push" in text.lower() and ("unauthorized" in text.lower() or "denied" in text.lower()):
                     raise _push_error("docker", ref, text)
                 raise BuildError(f"build of {ref} failed: {_tail(text, 1)}", text)

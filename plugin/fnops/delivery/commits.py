@@ -3,6 +3,7 @@ redo-on-race (gitops.publish), or onto a review branch with a pull request."""
 
 from __future__ import annotations
 
+from ..errors import FnopsError
 from .pins import Change, PinOp, short
 
 
@@ -71,11 +72,19 @@ def commit_pins(ops, *, repo: str | None, url: str | None, branch: str, token: s
         head = review_branch(ops)
         with gitops.scratch_tree(repo, url, branch, token) as tree:
             sha, new = gitops.publish_branch(tree, branch, head, change, **(publish_kwargs or {}))
-        if sha is None:
-            return None, list(applied), None
-        title = commit_message(applied, why).splitlines()[0]
-        pr = prs.open_or_update(head=head, base=branch, title=title, body=pullrequests.body_for(applied, why),
-                                comment=new)
+            if sha is None:
+                return None, list(applied), None
+            title = commit_message(applied, why).splitlines()[0]
+            try:
+                pr = prs.open_or_update(head=head, base=branch, title=title,
+                                        body=pullrequests.body_for(applied, why), comment=new)
+            except FnopsError as e:
+                # Nothing half-done: the review branch goes back to what it was (no stray branch).
+                if not new:
+                    raise
+                undone = gitops.withdraw_branch(tree, head, sha)
+                raise type(e)(f"{e} (nothing left behind: the review branch {head} was {undone})" if undone else
+                              f"{e} (the review branch {head} could not be removed: delete it by hand)") from None
         return sha, list(applied), pr
     with gitops.scratch_tree(repo, url, branch, token) as tree:
         sha = gitops.publish(tree, branch, change, **(publish_kwargs or {}))

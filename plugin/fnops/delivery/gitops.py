@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,9 +26,14 @@ import time
 from contextlib import contextmanager
 
 from ..errors import FnopsError, PermanentError, TemporaryError, UsageError
+from ..escape import printable
 
-BOT_NAME = "fnops"
-BOT_EMAIL = "fnops@users.noreply.github.com"
+# Who commits when git has no identity configured (git's own GIT_AUTHOR_*/GIT_COMMITTER_*
+# variables and user.name/user.email win). In GitHub Actions: the github-actions[bot]
+# account, whose token pushes the commit. Elsewhere (the bridge, a laptop) a name at a
+# reserved domain, never `<login>@users.noreply.github.com`, which is some real GitHub user.
+ACTIONS_BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
+OTHER_BOT = ("fnops", "fnops@fnops.invalid")
 REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref",
             "incorrect old value", "stale info")
 
@@ -107,13 +113,19 @@ class Git:
         return self.run(*args).stdout.strip()
 
 
+def bot_identity(env=None) -> tuple[str, str]:
+    env = os.environ if env is None else env
+    return ACTIONS_BOT if env.get("GITHUB_ACTIONS") == "true" else OTHER_BOT
+
+
 def _identity(git: Git) -> list[str]:
-    """Commit as the configured user, else as the fnops bot."""
+    """Commit as the configured user, else as the bot (`bot_identity`)."""
+    name, email = bot_identity(git.env)
     args = []
     if git.run("config", "user.name", check=False).returncode != 0 and "GIT_AUTHOR_NAME" not in git.env:
-        args += ["-c", f"user.name={BOT_NAME}"]
+        args += ["-c", f"user.name={name}"]
     if git.run("config", "user.email", check=False).returncode != 0 and "GIT_AUTHOR_EMAIL" not in git.env:
-        args += ["-c", f"user.email={BOT_EMAIL}"]
+        args += ["-c", f"user.email={email}"]
     return args
 
 
@@ -167,9 +179,43 @@ def redact_url(url: str) -> str:
     return url
 
 
+# GitHub explains a refused push on `remote:` lines (GH006 protected branch, GH013 rulesets,
+# …), above git's generic "failed to push some refs"; the options are the same for all.
+_RULE = re.compile(r"^remote:\s*(?:error:\s*)?(GH\d{3}\b.*)$")
+PROTECTED_HINT = ("fnops pushes pins to the branch itself: leave that branch unprotected for this token, allow a "
+                  "GitHub App to bypass the rule and pass its token as `token:`, use mode: pr, or write to a "
+                  "separate gitops-repo")
+
+
+def remote_rule(text: str) -> str | None:
+    """GitHub's reason for refusing a push, one line: the `GHxxx` line and the rule lines
+    after it (what a ruleset requires), or None when there is no such line."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    for i, line in enumerate(lines):
+        m = _RULE.match(line.strip())
+        if not m:
+            continue
+        parts = [m.group(1).strip().rstrip(".")]
+        for more in lines[i + 1:]:
+            if not more.startswith("remote:"):
+                break
+            body = more[len("remote:"):].strip()
+            body = body[len("error:"):].strip() if body.startswith("error:") else body
+            body = body.lstrip("-* ").strip()
+            if body and not body.lower().startswith("review all repository rules"):
+                parts.append(body.rstrip("."))
+            if len(parts) >= 4:
+                break
+        return printable("; ".join(parts))[:400]
+    return None
+
+
 def _classify(git: Git, p: subprocess.CompletedProcess, what: str) -> FnopsError:
     text = git.redact((p.stderr or "").strip())
     last = text.splitlines()[-1] if text else "no output"
+    rule = remote_rule(text)
+    if rule:
+        return PermanentError(f"{what}: GitHub refused it: {rule} ({PROTECTED_HINT})")
     low = text.lower()
     if any(s in low for s in ("authentication failed", "403", "401", "permission denied", "could not read username",
                               "terminal prompts disabled")):
@@ -227,7 +273,7 @@ def _push(tree: Git, sha: str, branch: str, attempt: int, base_delay, max_delay,
     if p.returncode == 0:
         return True
     text = (p.stdout + p.stderr).lower()
-    if not any(s in text for s in REJECTED):
+    if remote_rule(p.stderr or "") or not any(s in text for s in REJECTED):  # a rule: no race to redo
         raise _classify(tree, p, f"push to {branch} failed")
     # Lost the race: exponential backoff with full jitter, then redo on the new tip.
     sleep(min(max_delay, base_delay * 2 ** attempt) * (0.5 + rng()))
@@ -267,3 +313,17 @@ def publish_branch(tree: Git, base: str, head: str, change, *, attempts: int = 1
         if _push(tree, sha, head, attempt, base_delay, max_delay, sleep, rng):
             return sha, True
     raise PushRaceLost(f"push to {head} still rejected after {attempts} attempts")
+
+
+def withdraw_branch(tree: Git, head: str, pushed: str) -> str | None:
+    """Undo the push of `pushed` to the review branch `head` (its pull request could not be
+    opened): delete the branch, or put back the tip it had (our commit's second parent) —
+    only while it still points at `pushed` (a lease: someone else's newer push stays).
+    -> "deleted" or "reset to its previous tip", or None when that failed."""
+    parents = tree.out("rev-list", "--parents", "-n", "1", pushed).split()[1:]
+    before = parents[1] if len(parents) > 1 else None
+    dest = f"{before}:refs/heads/{head}" if before else f":refs/heads/{head}"
+    p = tree.run("push", "--porcelain", f"--force-with-lease=refs/heads/{head}:{pushed}", "origin", dest, check=False)
+    if p.returncode != 0:
+        return None
+    return "reset to its previous tip" if before else "deleted"

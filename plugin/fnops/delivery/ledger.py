@@ -25,8 +25,11 @@ Skipped = namedtuple("Skipped", "function environment why pinned_commit")
 class History:
     """Questions about commits, answered by a local clone of the *source* repository."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, gitops_url: str | None = None):
+        """`gitops_url`: pins go to that other repository, so GITOPS_TOKEN is its token
+        and never sent to this clone's origin."""
         self.root = root
+        self.gitops_url = gitops_url
         self._unshallowed = False
         # A plan or a status asks about the same commits over and over (head, for every pin):
         # commits this clone has, and diffs already taken, are answered from memory.
@@ -52,7 +55,18 @@ class History:
             return
         self._unshallowed = True
         if self._git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-            self._git("fetch", "--quiet", "--no-tags", "--unshallow", "origin")
+            # With the token, through git's environment, as pins are pushed: a checkout with
+            # persist-credentials: false has none, and a private origin refuses an anonymous fetch.
+            from . import gitops
+            from .origin import github_token_for, remote_url, token_from
+
+            url = remote_url(self.root)
+            token = github_token_for(url or "") if self.gitops_url else token_from("GITOPS_TOKEN", None, self.root)
+            git = gitops.Git(self.root, token, url)
+            p = git.run("fetch", "--quiet", "--no-tags", "--unshallow", "origin", check=False)
+            if p.returncode != 0:  # before anything is built: without history every pin looks stale
+                raise gitops._classify(git, p, "this clone is shallow and fetching its history failed (use "
+                                               "fetch-depth: 0 in actions/checkout, or pass the token)")
 
     def is_ancestor(self, old: str, new: str) -> bool | None:
         """True: `old` is `new` or comes before it. False: it does not. None: unknown commit."""
@@ -65,6 +79,18 @@ class History:
     def commit_time(self, sha: str) -> int | None:
         p = self._git("show", "-s", "--format=%ct", sha)
         return int(p.stdout.strip()) if p.returncode == 0 and p.stdout.strip().isdigit() else None
+
+    def content_time(self, head: str, folder: str) -> int | None:
+        """The time of the last commit up to `head` that changed `folder` (repository-relative)
+        outside its releases/: the same folder content has the same time at any later commit,
+        so it can stamp a reproducible image. A shallow clone would answer with its boundary
+        commit, so the history is fetched first."""
+        if self._git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+            self._deepen()
+        folder = folder.strip("/")
+        p = self._git("log", "-1", "--format=%ct", head, "--", f":(top){folder}", f":(top,exclude){folder}/releases")
+        t = p.stdout.strip()
+        return int(t) if p.returncode == 0 and t.isdigit() else None
 
     def changed_folders(self, old: str, new: str, functions_dir: str) -> set[str] | None:
         """Function names with a change outside releases/ between two commits (None: unknown)."""

@@ -60,9 +60,12 @@ def revision_of(fn, release) -> str | None:
 
 
 def _source_of(rel) -> dict | None:
+    from ..spec.units import utc_text
+
     if rel is None:
         return None
-    src = _strs({"repo": rel.source_repo, "commit": rel.source_commit, "ref": rel.source_ref, "run": rel.source_run})
+    src = _strs({"repo": rel.source_repo, "commit": rel.source_commit, "ref": rel.source_ref, "run": rel.source_run,
+                 "time": utc_text(rel.source_time) if rel.source_time is not None else None})
     return src or None
 
 
@@ -76,23 +79,39 @@ class PinOp:
 
     def __init__(self, functions_dir: str, name: str, env: str, kind: str, *, image: PinnedImage | None = None,
                  source: Source | None = None, from_env: str | None = None, history=None,
-                 allow_older: bool = False, new_environment: bool = True, unapproved_push: bool = False):
+                 allow_older: bool = False, new_environment: bool = True, unapproved_push: bool = False,
+                 late_ok: bool = False, missing_ok: bool = False):
         """`history` (a ledger.History of the source repository) answers whether the pinned
         source comes before the new one; `new_environment` False refuses to create a pin
         in an environment the repository does not declare; `unapproved_push` True refuses
-        to push straight into an environment with `approval: required`."""
+        to push straight into an environment with `approval: required`; `late_ok` True (ship,
+        pin) skips a release whose source is older than the pinned one instead of refusing."""
         self.functions_dir, self.name, self.env, self.kind = functions_dir, name, env, kind
         self.image, self.source, self.from_env = image, source, from_env
         self.history, self.allow_older, self.new_environment = history, allow_older, new_environment
         self.unapproved_push = unapproved_push
+        # Why the last apply() changed nothing: "unchanged" (same digest already pinned) or
+        # "pinned-newer" (a late run: newer source already pinned; not a failure).
+        self.outcome: str | None = None
+        self.late_ok = kind == "release" and late_ok
+        self.missing_ok = missing_ok  # promote --all: a function not pinned in from_env is left alone
 
     def apply(self, root: str) -> Change | None:
         from ..spec import load_function, load_release_for, release_path
+
+        self.outcome = None
 
         rel_folder = os.path.join(self.functions_dir, self.name)
         folder = os.path.join(root, rel_folder)
         if not os.path.isfile(os.path.join(folder, "function.yaml")):
             raise Refused(f"{rel_folder}/function.yaml: no such function on the target branch")
+        # A link on the way to releases/ would have the pin written wherever it points, outside
+        # the repository, before git refused to add a path beyond a link.
+        real_root = os.path.realpath(root)
+        if os.path.realpath(os.path.join(folder, "releases")) != os.path.normpath(os.path.join(real_root, rel_folder,
+                                                                                              "releases")):
+            raise Refused(f"{rel_folder}/releases: a symbolic link is on the way; pins are written only to real "
+                          "folders inside the repository")
         fn = load_function(folder, self.env)
         path = release_path(folder, self.env)
         current = load_release_for(fn) if os.path.exists(path) else None
@@ -116,13 +135,19 @@ class PinOp:
 
     def _release(self, fn, folder, current, image=None, source=None):
         image = image or self.image
-        if current is not None and current.image == image:
+        if current is not None and (current.image == image or (
+                current.image.repository == image.repository and current.image.digest == image.digest)):
+            # The same bytes under another tag (an unchanged folder shipped at a later commit):
+            # a new pin would make `previous` the very same code, and a rollback restore nothing.
+            self.outcome = "unchanged"
             return None
         src = source if source is not None else {k: v for k, v in (self.source or Source())._asdict().items() if v}
         new_commit = src.get("commit")
         same_source = current is not None and current.source_commit and current.source_commit == new_commit
         if self.kind == "release" and current is not None and not same_source and not self.allow_older:
-            self._check_newer(current, new_commit)
+            if self._check_newer(current, new_commit, src.get("time")) == "older":
+                self.outcome = "pinned-newer"
+                return None
         if fn.image and image.repository != fn.image:
             from ..errors import UsageError
 
@@ -148,31 +173,51 @@ class PinOp:
             values["previous"] = prev
         return values
 
-    def _check_newer(self, current, new_commit) -> None:
+    def _check_newer(self, current, new_commit, new_time: str | None) -> str | None:
+        """None: the new source may replace the pinned one. "older": it is older (a late run,
+        when `late_ok`). Refused otherwise."""
+        from ..spec.units import utc_seconds
+
         where = f"{self.functions_dir}/{self.name}/releases/{self.env}.yaml"
         old = current.source_commit
         if old is None:
-            return  # a pin that records no source cannot be ordered; replacing it loses nothing
+            return None  # a pin that records no source cannot be ordered; replacing it loses nothing
         hint = "pass --allow-older to pin it anyway"
         if not new_commit:
             raise Refused(f"{where} pins source {old[:7]}; this release records no source commit, so it cannot "
                           f"be shown to be newer ({hint})")
         order = self.history.is_ancestor(old, new_commit) if self.history is not None else None
         if order is None:
-            raise Refused(f"{where} pins source {old[:7]}, which this clone's history does not know, so "
-                          f"{new_commit[:7]} cannot be shown to be newer (fetch full history, e.g. "
-                          f"fetch-depth: 0, or {hint})")
+            # No history to ask (a GitOps repository written from a job that cloned only it):
+            # the commit times the pins record order them.
+            new_t = utc_seconds(new_time)
+            if current.source_time is not None and new_t is not None:
+                if new_t >= current.source_time:
+                    return None
+                return self._older(where, old, new_commit, hint)
+            raise Refused(f"{where} pins source {old[:7]}, which this clone's history does not know and whose "
+                          f"pin records no source time, so {new_commit[:7]} cannot be shown to be newer (fetch "
+                          f"full history, e.g. fetch-depth: 0, or {hint})")
         if not order:
-            newer = self.history.is_ancestor(new_commit, old)
-            what = "newer than" if newer else "not an ancestor of"
-            raise Refused(f"{where} pins source {old[:7]}, which is {what} {new_commit[:7]}; "
-                          f"not replacing a pin with older code ({hint})")
+            if self.history.is_ancestor(new_commit, old):
+                return self._older(where, old, new_commit, hint)
+            raise Refused(f"{where} pins source {old[:7]}, which is not an ancestor of {new_commit[:7]}; "
+                          f"not replacing a pin with unrelated code ({hint})")
+        return None
+
+    def _older(self, where, old, new_commit, hint) -> str:
+        if self.late_ok:
+            return "older"
+        raise Refused(f"{where} pins source {old[:7]}, which is newer than {new_commit[:7]}; "
+                      f"not replacing a pin with older code ({hint})")
 
     def _promote(self, fn, folder, current):
         from ..spec import load_function, load_release_for
 
         src_fn = load_function(folder, self.from_env)
         if not os.path.exists(os.path.join(folder, "releases", f"{self.from_env}.yaml")):
+            if self.missing_ok:
+                return None
             raise Refused(f"{self.name}: nothing to promote, no release pinned in '{self.from_env}'")
         src = load_release_for(src_fn)
         return self._release(fn, folder, current, image=src.image, source=_source_of(src) or {})

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from ..errors import PermanentError, TemporaryError, UsageError
+from ..escape import printable, workflow_data
 
 
 def repo_slug(url_or_slug: str | None) -> str:
@@ -40,6 +42,25 @@ def body_for(changes, why: str | None) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+# What GitHub's 403s mean for fnops, and the setting that changes each.
+ACTIONS_MAY_NOT_OPEN_PRS = "not permitted to create or approve pull requests"
+ENABLE_ACTIONS_PRS = ("enable Settings → Actions → General → Workflow permissions → \"Allow GitHub Actions to "
+                      "create and approve pull requests\" (an organization's repository: first in the organization's "
+                      "Settings → Actions → General), or pass a GitHub App installation token or a PAT as the "
+                      "action's `token` (GITOPS_TOKEN)")
+NO_PR_PERMISSION = ("give the token pull request write access: `permissions: {contents: write, pull-requests: write}` "
+                    "on this job, or the App / PAT passed as `token`")
+
+
+def refusal_hint(status: int, message) -> str | None:
+    text = str(message or "").lower()
+    if status == 403 and ACTIONS_MAY_NOT_OPEN_PRS in text:
+        return ENABLE_ACTIONS_PRS
+    if status == 403 and "resource not accessible by integration" in text:
+        return NO_PR_PERMISSION
+    return None
+
+
 class PullRequests:
     """A connection to one repository's pull requests. Connecting reads the repository, so
     a bad token or an outage stops the run *before* anything is pushed."""
@@ -63,7 +84,9 @@ class PullRequests:
             msg = (e.data or {}).get("message") if isinstance(e.data, dict) else str(e.data)
             if e.status >= 500 or e.status == 429:
                 raise TemporaryError(f"GitHub is unavailable ({e.status} {msg}); retry later") from None
-            raise PermanentError(f"GitHub refused the request for {self.slug}: {e.status} {msg}") from None
+            hint = refusal_hint(e.status, msg)
+            said = printable(msg).rstrip(".") + f": {hint}" if hint else printable(msg)
+            raise PermanentError(f"GitHub refused the request for {self.slug}: {e.status} {said}") from None
 
     def open_or_update(self, *, head: str, base: str, title: str, body: str, comment: bool = True) -> str:
         """-> the pull request's html URL. An open PR for `head` gets a comment saying what
@@ -77,6 +100,15 @@ class PullRequests:
                 if comment:
                     pr.create_issue_comment(f"Updated by fnops:\n\n{body}")
                 return pr.html_url
-            return self.repo.create_pull(title=title, body=body, head=head, base=base).html_url
+            url = self.repo.create_pull(title=title, body=body, head=head, base=base).html_url
+            if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("FNOPS_TOKEN_IS_GITHUB_TOKEN") == "true":
+                # GitHub starts no workflow run for events caused by GITHUB_TOKEN.
+                print(f"::notice::{workflow_data(NO_CHECKS_NOTE.format(url=url))}", file=sys.stderr, flush=True)
+            return url
 
         return self._call(go)
+
+
+NO_CHECKS_NOTE = ("{url} was opened with GITHUB_TOKEN: GitHub runs no pull_request workflows for it, so its checks "
+                  "wait (required checks block the merge). Pass a GitHub App installation token (e.g. "
+                  "actions/create-github-app-token) or a PAT as the action's `token` for checks to run")

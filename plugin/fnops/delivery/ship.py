@@ -61,9 +61,11 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
          builder=None, publish_kwargs=None, pin: bool = True, mode: str | None = None,
          github_repo: str | None = None, builder_options=None, plan_only: bool = False, allow_older: bool = False,
-         approved: bool = False, jobs: int | None = None, only: tuple = (), extra_build_args=()):
-    """-> (list[Shipped], commit sha | None, pull request URL | None, Plan)."""
-    from . import commits, ledger, pins, runtimes
+         approved: bool = False, jobs: int | None = None, only: tuple = (), extra_build_args=(), warn=None):
+    """-> (list[Shipped], commit sha | None, pull request URL | None, Plan). `warn(Problem |
+    str)` hears what builds but may not rebuild the same (unpinned requirements, a builder
+    that cannot build reproducibly)."""
+    from . import commits, ledger, origin, pins, runtimes
     from ..spec import load_function
     from .build import builder as make_builder
     from .build import is_loopback
@@ -75,7 +77,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         head = GitSha(source.commit)
     except ValueError as e:
         raise UsageError(f"source commit: {e}") from None
-    history = ledger.History(root)
+    history = ledger.History(root, gitops_repo)
     if not history.has(head):
         raise UsageError(f"source commit {head[:7]} is not in this clone (GITHUB_SHA must be the checked-out commit)")
     branch = branch or "main"
@@ -109,11 +111,18 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         except ValueError as e:
             raise UsageError(f"--registry: {e}") from None
         work.append((fn, f"{repo}:sha-{head[:7]}"))
+    for fn, _ in work:
+        if fn.runtime.startswith("python") and warn is not None:
+            for problem in runtimes.requirements.unpinned(fn.folder):
+                warn(problem)
     if plan_only or not work:
         return [], None, None, plan
 
-    timestamp = source_date_epoch(history, head)
     b = builder or make_builder(builder_name, **(builder_options or {}))
+    if warn is not None and not dry_run and hasattr(b, "reproducibility_warning"):
+        why = b.reproducibility_warning()
+        if why:
+            warn(why)
     build_args = ([f"BASE_IMAGE={base_image}"] if base_image else []) + list(extra_build_args)
     built, contexts = [], []
 
@@ -122,7 +131,8 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         contexts.append(ctx)
         tls = not (is_loopback(ref) or (base_image and is_loopback(base_image)))
         b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}",
-                timestamp=timestamp, push=not dry_run)
+                timestamp=source_date_epoch(history, head, os.path.join(functions_dir, os.path.basename(os.path.normpath(fn.folder)))),
+                push=not dry_run)
         built.append((fn, ref, tls))
         return fn, ref, tls
 
@@ -141,14 +151,32 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
     results = [Shipped(fn.name, env, str(img), str(img.digest), True, reasons[fn.name]) for fn, img in pushed]
     if not pin:
         return results, None, None, plan
+    if not source.time:
+        source = source._replace(time=origin.commit_time(head, root))
     ops = [pins.PinOp(functions_dir, fn.name, env, "release", image=img, source=source, history=history,
-                      allow_older=allow_older, unapproved_push=mode == "push" and not approved)
+                      allow_older=allow_older, unapproved_push=mode == "push" and not approved, late_ok=True)
            for fn, img in pushed]
     why = f"Built from {source.repo or 'this repository'}@{head[:7]}" + (f" ({source.run})" if source.run else "") + "."
     sha, _, pr = commits.commit_pins(ops, repo=None if gitops_repo else root, url=gitops_repo, branch=branch,
                                      token=token, why=why, publish_kwargs=publish_kwargs, mode=mode,
                                      github_repo=github_repo)
+    results, plan = settle(results, plan, ops)
     return results, sha, pr, plan
+
+
+OUTCOMES = {"unchanged": "unchanged (same digest)", "pinned-newer": "pinned-newer"}
+
+
+def settle(results, plan, ops):
+    """What the pin step decided, in the results: a digest already pinned is `unchanged
+    (same digest)`; a late run that found newer code pinned is skipped (`pinned-newer`),
+    which is not a failure."""
+    from .ledger import Skipped
+
+    outcome = {op.name: op.outcome for op in ops if op.outcome}
+    results = [r._replace(reason=OUTCOMES[outcome[r.function]]) if r.function in outcome else r for r in results]
+    late = [Skipped(r.function, r.environment, "pinned-newer", None) for r in results if r.reason == "pinned-newer"]
+    return results, Plan(plan.items, sorted([*plan.skipped, *late], key=lambda s: s.function))
 
 
 def _parallel(calls, jobs: int | None) -> list:
@@ -169,9 +197,12 @@ def _parallel(calls, jobs: int | None) -> list:
     return [f.result() for f in futures]
 
 
-def source_date_epoch(history, head: str) -> int | None:
-    """Every timestamp in the image: $SOURCE_DATE_EPOCH if set, else the commit's time."""
+def source_date_epoch(history, head: str, folder: str) -> int | None:
+    """Every timestamp in the image: $SOURCE_DATE_EPOCH if set, else the time of the last
+    commit that changed the function's folder (outside releases/). Not the shipped commit's
+    time: then an unchanged folder shipped at a later commit would get a new digest, and a
+    new pin whose `previous` is the very same code."""
     env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if env.isdigit():
+    if env.isascii() and env.isdigit():
         return int(env)
-    return history.commit_time(head)
+    return history.content_time(head, folder) or history.commit_time(head)

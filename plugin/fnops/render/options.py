@@ -5,34 +5,48 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
-METRIC_FAMILIES = ("otel", "opencensus")
+from ..spec.platform import Platform
+
 DEFAULT_HTTP_SCALER = "keda-add-ons-http-external-scaler.keda:9090"
 
 
-class RenderOptions(namedtuple("RenderOptions", "namespace part_of metrics keda_http_scaler",
-                               defaults=(None, "functions", "otel", DEFAULT_HTTP_SCALER))):
-    """metrics: Knative ≥ 1.18 exports queue-proxy request metrics through OpenTelemetry
-    ("otel"); older clusters, or ones left on OpenCensus names, use the revision_* family."""
+class RenderOptions(namedtuple("RenderOptions", "namespace part_of keda_http_scaler platform",
+                               defaults=(None, "functions", DEFAULT_HTTP_SCALER, Platform()))):
+    """platform: what the platform lets a folder ask for (wildcard hosts, Prometheus servers,
+    secrets) and what it runs (the Knative metrics generation, where monitoring objects go):
+    read from the sidecar's own environment only, see spec/platform.py."""
 
     __slots__ = ()
 
     @classmethod
     def from_environ(cls, environ=os.environ) -> "RenderOptions":
         """ARGOCD_APP_NAMESPACE and ARGOCD_ENV_FNOPS_* (set through the Application's
-        `spec.source.plugin.env`). Plain FNOPS_* works too, for local runs."""
+        `spec.source.plugin.env`). Plain FNOPS_* works too, for local runs. The platform's
+        settings are never read from ARGOCD_ENV_*: whoever may edit an Application must not
+        be able to loosen them, nor point its SLO alerts at metrics the cluster lacks."""
 
         def get(name: str, default):
             return environ.get(f"ARGOCD_ENV_{name}") or environ.get(name) or default
 
-        ns = environ.get("ARGOCD_APP_NAMESPACE") or None
-        metrics = get("FNOPS_KNATIVE_METRICS", "otel")
-        if metrics not in METRIC_FAMILIES:
+        if environ.get("ARGOCD_ENV_FNOPS_KNATIVE_METRICS"):
             from ..errors import UsageError
 
-            raise UsageError(f"FNOPS_KNATIVE_METRICS='{metrics}' is not one of {', '.join(METRIC_FAMILIES)}")
+            # It used to be an Application setting; ignoring it silently would leave an
+            # Application on other metrics than its author meant.
+            raise UsageError("FNOPS_KNATIVE_METRICS is a platform setting: set it on the CMP sidecar "
+                             "(argocd-cmp/repo-server), not in the Application's plugin env")
+        ns = environ.get("ARGOCD_APP_NAMESPACE") or None
+        if ns is not None:
+            from ..spec.units import is_dns1123_label
+
+            if not is_dns1123_label(ns):  # it is written into PromQL selectors as well as metadata
+                from ..errors import UsageError
+                from ..escape import shown
+
+                raise UsageError(f"ARGOCD_APP_NAMESPACE='{shown(ns)}' is not a namespace name (lowercase DNS label)")
         return cls(
             namespace=ns,
             part_of=get("FNOPS_PART_OF", "functions"),
-            metrics=metrics,
             keda_http_scaler=get("FNOPS_KEDA_HTTP_SCALER", DEFAULT_HTTP_SCALER),
+            platform=Platform.from_environ(environ),
         )

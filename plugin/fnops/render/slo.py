@@ -1,74 +1,81 @@
-"""SLO alerts as a PrometheusRule. The bridge keys rollbacks on the labels
-`fnops_function` and `fnops_environment`, so every alert carries both."""
+"""SLO alerts as a PrometheusRule: for each objective (errors, latency) a fast-burn and a
+slow-burn alert, multi-window as the SRE workbook writes them (spec.model.BURNS).
+
+The bridge keys rollbacks on `fnops_function`, `fnops_environment` and `namespace`, and rolls
+back only on the fast-burn alerts (bridge/events.py SLO_ALERTS); every alert says which it
+is in `fnops_action` too, for Alertmanager routes.
+"""
 
 from __future__ import annotations
 
-from ..spec.model import Function
+from ..spec.model import BURNS, LATENCY_QUANTILE, Function
 from ..spec.units import format_number
 from . import common
+from .block import Block
+from .metrics import number, selector
 from .options import RenderOptions
 
-# Knative queue-proxy request metrics, as Prometheus sees them.
-#   otel:       Knative ≥ 1.18, OpenTelemetry HTTP server semantic conventions (seconds).
-#   opencensus: the revision_* family documented for earlier releases (milliseconds).
-FAMILIES = {
-    "otel": {
-        "bucket": "http_server_request_duration_seconds_bucket",
-        "count": "http_server_request_duration_seconds_count",
-        "service": "kn_service_name",
-        "namespace": "k8s_namespace_name",
-        "errors": 'http_response_status_code=~"5.."',
-        "scale": 1.0,
-    },
-    "opencensus": {
-        "bucket": "revision_request_latencies_bucket",
-        "count": "revision_request_count",
-        "service": "service_name",
-        "namespace": "namespace_name",
-        "errors": 'response_code_class="5xx"',
-        "scale": 1000.0,
-    },
-}
-RATE_WINDOW = "5m"
+SEVERITY = {"rollback": "critical", "notify": "warning"}
+
+
+def alert_name(objective: str, speed: str) -> str:
+    return f"Fnops{'ErrorBudget' if objective == 'errors' else 'LatencyBudget'}{speed}Burn"
+
+
+ROLLBACK_ALERTS = tuple(alert_name(o, s) for o in ("errors", "latency") for s, *_, a in BURNS if a == "rollback")
+
+
+def monitoring_namespace(opts: RenderOptions) -> RenderOptions:
+    """Options whose namespace is where the PrometheusRule and PodMonitor go."""
+    return opts._replace(namespace=opts.platform.rule_namespace or opts.namespace)
 
 
 def prometheus_rule(fn: Function, opts: RenderOptions) -> dict:
     slo = fn.slo
-    m = FAMILIES[opts.metrics]
-    sel = [f'{m["service"]}="{fn.name}"']
-    if opts.namespace:
-        sel.append(f'{m["namespace"]}="{opts.namespace}"')
-    where = ", ".join(sel)
-    alert_labels = {"severity": "critical", "fnops_function": fn.name, "fnops_environment": fn.environment or ""}
+    sel = selector(fn.name, opts)
     rules = []
-    if slo.latency_p95_seconds is not None:
-        threshold = format_number(round(slo.latency_p95_seconds * m["scale"], 6))
-        rules.append({
-            "alert": "FnopsLatencyP95High",
-            "expr": f"histogram_quantile(0.95, sum by (le) (rate({m['bucket']}{{{where}}}[{RATE_WINDOW}]))) > {threshold}",
-            "for": slo.for_,
-            "labels": alert_labels,
-            "annotations": {
-                "summary": f"{fn.name} p95 latency above {format_number(slo.latency_p95_seconds * 1000)}ms",
-                "description": f"p95 request latency of {fn.name} in {fn.environment} has been above the SLO for {slo.for_}.",
-            },
-        })
     if slo.error_rate_percent is not None:
-        ratio = format_number(round(slo.error_rate_percent / 100, 8))
-        rules.append({
-            "alert": "FnopsErrorRateHigh",
-            "expr": (f"(sum(rate({m['count']}{{{where}, {m['errors']}}}[{RATE_WINDOW}])) / "
-                     f"sum(rate({m['count']}{{{where}}}[{RATE_WINDOW}]))) > {ratio}"),
-            "for": slo.for_,
-            "labels": alert_labels,
-            "annotations": {
-                "summary": f"{fn.name} 5xx rate above {format_number(slo.error_rate_percent)}%",
-                "description": f"Share of 5xx responses from {fn.name} in {fn.environment} has been above the SLO for {slo.for_}.",
-            },
-        })
+        budget = slo.error_rate_percent / 100
+        rules += [_alert(fn, opts, "errors", burn, budget, sel.error_ratio, sel.requests) for burn in BURNS]
+    if slo.latency_p95_seconds is not None:
+        bounds, unit = opts.platform.latency_buckets
+        threshold = round(slo.latency_p95_seconds / unit, 9)
+        rules += [_alert(fn, opts, "latency", burn, round(1 - LATENCY_QUANTILE, 9),
+                         lambda w: sel.slow_ratio(w, threshold, bounds), sel.latency_count) for burn in BURNS]
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": common.metadata(f"{fn.name}-slo", fn, opts),
+        "metadata": common.metadata(f"{fn.name}-slo", fn, monitoring_namespace(opts),
+                                    extra_labels=dict(opts.platform.rule_labels)),
         "spec": {"groups": [{"name": f"fnops.{fn.name}.slo", "rules": rules}]},
+    }
+
+
+def _alert(fn: Function, opts: RenderOptions, objective: str, burn: tuple, budget: float, ratio, requests) -> dict:
+    speed, long_w, short_w, factor, action = burn
+    f, b = number(factor), number(budget)
+    expr = (f"(\n  {ratio(long_w)}\n) / {b} > {f}\n"
+            f"and\n(\n  {ratio(short_w)}\n) / {b} > {f}\n"
+            # Too few requests to tell a broken release from one unlucky request.
+            f"and\n{requests(short_w)} >= {number(fn.slo.min_rate)}")
+    labels = {"severity": SEVERITY[action], "fnops_function": fn.name, "fnops_environment": fn.environment or ""}
+    if opts.namespace:
+        # The bridge acts only on alerts from the function's namespace; Prometheus Operator's
+        # enforcedNamespaceLabel sets the same value when the rule lives there.
+        labels["namespace"] = opts.namespace
+    labels.update({"fnops_slo": objective, "fnops_burn": speed.lower(), "fnops_action": action})
+    what = (f"{format_number(fn.slo.error_rate_percent)}% errors" if objective == "errors"
+            else f"p95 within {format_number(round(fn.slo.latency_p95_seconds * 1000, 3))}ms")
+    does = "fnops rolls the release back" if action == "rollback" else "no automatic rollback"
+    return {
+        "alert": alert_name(objective, speed),
+        "expr": Block(expr),
+        "for": fn.slo.for_,
+        "labels": labels,
+        "annotations": {
+            "summary": (f"{fn.name} in {fn.environment}: {'error' if objective == 'errors' else 'latency'} budget "
+                        f"burning {{{{ $value | humanize }}}}× ({speed.lower()} burn)"),
+            "description": (f"SLO {what}: the budget has burned faster than {f}× over both {long_w} and "
+                            f"{short_w} ({does})."),
+        },
     }

@@ -7,8 +7,11 @@ problem in the file instead of stopping at the first.
 
 from __future__ import annotations
 
+import math
+
 from ..errors import Problem, SpecError
 from ..yamldoc import Doc
+from .limits import MAX_PROBLEMS
 from .units import shown
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", dict: "a mapping", list: "a list"}
@@ -25,13 +28,30 @@ class Checker:
     def __init__(self, doc: Doc):
         self.doc = doc
         self.problems: list[Problem] = []
+        self.untold = 0  # problems past MAX_PROBLEMS: counted, not formatted
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
 
     def fail(self, path, message: str, *, key: bool = False) -> None:
+        if self.full:
+            self.untold += 1
+            return
         self.problems.append(self.doc.problem(path, f"{dotted(path)}: {message}", key=key))
+
+    def all_problems(self) -> list[Problem]:
+        """Every problem, or the first MAX_PROBLEMS and a line that counts the rest: a folder
+        of ten thousand typos costs one bounded report, not ten thousand suggestions."""
+        out = unique(self.problems)
+        if self.untold:
+            out.append(Problem(self.doc.path, 1, 1,
+                               f"… and {self.untold} more problems (the first {MAX_PROBLEMS} are shown)"))
+        return out
 
     def raise_if_any(self) -> None:
         if self.problems:
-            raise SpecError(unique(self.problems))
+            raise SpecError(self.all_problems())
 
     def mapping(self, path, value, allowed) -> dict:
         """`value` must be a mapping whose keys are all in `allowed`."""
@@ -42,7 +62,7 @@ class Checker:
             return {}
         for k in value:
             if k not in allowed:
-                self.fail(tuple(path) + (k,), f"unknown key{_suggest(k, allowed)}", key=True)
+                self.fail(tuple(path) + (k,), "unknown key" + ("" if self.full else _suggest(k, allowed)), key=True)
         return value
 
     def typed(self, path, value, want):
@@ -74,6 +94,9 @@ class Checker:
         v = self.typed(path, value, want)
         if v is None:
             return None
+        if isinstance(v, float) and not math.isfinite(v):  # YAML's .nan and .inf are floats too
+            self.fail(path, f"{v} is not a finite number; allowed {_range(lo, hi)}")
+            return None
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             self.fail(path, f"{v} is out of range; allowed {_range(lo, hi)}")
             return None
@@ -89,7 +112,8 @@ class Checker:
             self.fail(path, str(e))
             return None
 
-    def string_list(self, path, value, *, non_empty=False):
+    def string_list(self, path, value, *, non_empty=False, most=None, what="entries"):
+        """A list of non-empty strings (a lone string is a list of one), of at most `most`."""
         if value is None:
             if non_empty:
                 self.fail(path, "is required: a non-empty list of strings")
@@ -101,7 +125,16 @@ class Checker:
             return ()
         if non_empty and not value:
             self.fail(path, "must not be empty")
+        if not self.at_most(path, value, most, what):
+            return ()
         return tuple(value)
+
+    def at_most(self, path, items, most, what: str) -> bool:
+        """False, with a problem, when `items` has more than `most` entries."""
+        if most is not None and len(items) > most:
+            self.fail(path, f"{len(items)} {what}; at most {most}")
+            return False
+        return True
 
 
 def _range(lo, hi) -> str:

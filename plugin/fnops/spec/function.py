@@ -11,13 +11,31 @@ from ..yamldoc import Doc
 from . import units
 from .units import shown
 from .check import Checker
+from .limits import (
+    MAX_CONSUMER_GROUP,
+    MAX_CRON,
+    MAX_ENV,
+    MAX_ENV_FROM,
+    MAX_ENVIRONMENTS,
+    MAX_FILTER,
+    MAX_HOSTPORT,
+    MAX_HOSTS,
+    MAX_KAFKA_SERVERS,
+    MAX_KAFKA_TOPICS,
+    MAX_KEDA_SCALERS,
+    MAX_TOPIC,
+    MAX_TRIGGERS,
+)
+from .platform import Platform
 from .model import (
+    BURNS,
     DEPLOYERS,
     HPA_METRICS,
     KPA_METRICS,
     METRICS,
     ROLLBACK_MODES,
     RUNTIMES,
+    SLO_DEFAULTS,
     VISIBILITIES,
     CronTrigger,
     EventTrigger,
@@ -39,27 +57,31 @@ RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
 CANARY_TAG, STABLE_TAG = "candidate", "stable"
 REVISION_HASH_LEN = 8
 MAX_NAME = 63 - 1 - REVISION_HASH_LEN  # revision `<name>-<hash>` must fit a label
-_HANDLER = LazyRe(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+# ASCII classes throughout: \d and \w in a str pattern also match '٣', '３' or 'é'.
+_HANDLER = LazyRe(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*")
 _ENV_NAME = LazyRe(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _CE_ATTR = LazyRe(r"[a-z0-9]{1,20}")
-_HOSTPORT = LazyRe(r"[^\s:/]+:\d{1,5}")
-_CRON_FIELD = LazyRe(r"[\d*/,\-A-Za-z?LW#]+")
+_HOSTPORT = LazyRe(r"[A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?:[0-9]{1,5}")  # a DNS name or IPv4, a port
+_TOPIC = LazyRe(r"[A-Za-z0-9._-]+")  # Kafka's legal topic characters
+_CRON_FIELD = LazyRe(r"[0-9*/,\-A-Za-z?LW#]+")
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_EVERY = "@every "  # robfig/cron: exactly this prefix, then a Go duration
+_EVERY_MAX = 8760 * 3600  # a year; Go itself stops near 2562047h
 
 
 def environments_of(doc: Doc, folder: str) -> list[str]:
     """Environments this function knows: overlays plus pinned releases."""
-    envs = []
+    envs: dict = {}  # ordered and deduplicated in one pass, however many files releases/ holds
     overlays = doc.value.get("environments") if isinstance(doc.value, dict) else None
     if isinstance(overlays, dict):
-        envs.extend(str(k) for k in overlays)
+        envs.update((str(k), None) for k in overlays)
     rel = os.path.join(folder, "releases")
     if os.path.isdir(rel):
         for f in sorted(os.listdir(rel)):
             # Only DNS-label names: a file name never becomes a path we open elsewhere.
-            if f.endswith(".yaml") and f[:-5] not in envs and units.is_dns1123_label(f[:-5]):
-                envs.append(f[:-5])
-    return envs
+            if f.endswith(".yaml") and units.is_dns1123_label(f[:-5]):
+                envs.setdefault(f[:-5], None)
+    return list(envs)
 
 
 def merged_for(doc: Doc, env: str | None) -> Doc:
@@ -82,7 +104,8 @@ def merged_for(doc: Doc, env: str | None) -> Doc:
             for p, m in src.items():
                 if p[:2] == prefix and len(p) > 2:
                     dst[p[2:]] = m
-        value = _deep_merge(value, overlay)
+        # check_overlays reports these two; merged, a renamed overlay would be reported twice
+        value = _deep_merge(value, {k: v for k, v in overlay.items() if k not in ("name", "environments")})
     return Doc(doc.path, value, marks, key_marks)
 
 
@@ -104,7 +127,7 @@ def check_overlays(doc: Doc) -> Checker:
     if envs is not None:
         if not isinstance(envs, dict):
             c.fail(("environments",), "expected a mapping of environment name to overrides")
-        else:
+        elif c.at_most(("environments",), envs, MAX_ENVIRONMENTS, "environments"):
             for env, over in envs.items():
                 p = ("environments", env)
                 if not units.is_dns1123_label(env):
@@ -118,8 +141,10 @@ def check_overlays(doc: Doc) -> Checker:
     return c
 
 
-def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Checker]:
-    """Validate the function as `env` sees it. Returns (Function or None, checker)."""
+def resolve(doc: Doc, folder: str, env: str | None, platform: Platform = Platform(),
+            environments: list | None = None) -> tuple[Function | None, Checker]:
+    """Validate the function as `env` sees it on `platform`. Returns (Function or None, checker).
+    `environments`: environments_of(doc, folder), when the caller has it already."""
     c = check_overlays(doc)
     if doc.value is None:
         c.fail((), "file is empty; at least 'runtime' is required")
@@ -129,17 +154,7 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     m = merged_for(doc, env)
     c.doc = m
     v = m.value
-    folder_name = os.path.basename(os.path.abspath(folder))
-    name = c.typed(("name",), v.get("name", folder_name), str)
-    if name is not None:
-        if len(name) > 253 or not units.DNS1035.fullmatch(name):
-            where = ("name",) if "name" in v else ()
-            why = "" if "name" in v else " (taken from the folder name; set 'name' to override)"
-            c.fail(where, f"'{shown(name)}' is not a valid name: lowercase letters, digits and '-', starting with a letter{why}")
-            name = None
-        elif len(name) > MAX_NAME:
-            c.fail(("name",), f"'{shown(name)}' is {len(name)} characters; at most {MAX_NAME} so that revision names '<name>-<{REVISION_HASH_LEN} hex>' fit 63")
-            name = None
+    name = _name(c, v, os.path.basename(os.path.abspath(folder)))
 
     runtime = v.get("runtime")
     if runtime is None:
@@ -162,18 +177,20 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     deployer = c.choice(("deployer",), v.get("deployer", "knative"), DEPLOYERS) or "knative"
 
     env_pairs = _env(c, v.get("env"))
-    secrets, config_maps = _env_from(c, v.get("envFrom"))
+    secrets, config_maps = _env_from(c, v.get("envFrom"), name, platform)
     requests, limits = _resources(c, v.get("resources"))
     timeout = c.parsed(("timeout",), v.get("timeout"), units.whole_seconds, 1, 600)
     concurrency = c.integer(("concurrency",), v.get("concurrency"), 0, 1000)
     http = c.mapping(("http",), v.get("http"), ("visibility", "hosts"))
     visibility = c.choice(("http", "visibility"), http.get("visibility", "public"), VISIBILITIES) or "public"
-    hosts = c.string_list(("http", "hosts"), http.get("hosts"))
+    hosts = c.string_list(("http", "hosts"), http.get("hosts"), most=MAX_HOSTS, what="hosts")
     if hosts and deployer != "keda":
         c.fail(("http", "hosts"), "only used with deployer: keda (Knative assigns hosts itself)")
-    scale = _scale(c, v.get("scale"), deployer, visibility)
+    for i, host in enumerate(hosts):
+        _check_host(c, ("http", "hosts", i), host, platform.keda_hosts)
+    scale = _scale(c, v.get("scale"), deployer, visibility, platform)
     triggers = _triggers(c, v.get("triggers"), deployer, name or "fn", env)
-    slo = _slo(c, v.get("slo"), deployer, visibility)
+    slo = _slo(c, v.get("slo"), deployer, platform)
     traffic = c.mapping(("traffic",), v.get("traffic"), ("canary",))
     canary = c.integer(("traffic", "canary"), traffic.get("canary"), 1, 99)
     if canary is not None and deployer != "knative":
@@ -193,9 +210,15 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     if deployer == "knative" and visibility == "none" and not triggers:
         c.fail(("http", "visibility"), "'none' makes the function event-only, but it has no triggers")
 
+    if deployer == "keda":
+        windows = sum(len(t.topics) if isinstance(t, KafkaTrigger) else 1 for t in triggers)
+        if windows > MAX_KEDA_SCALERS:
+            c.fail(("triggers",), f"with deployer keda every kafka topic and cron window is a trigger of the one "
+                   f"ScaledObject: {windows} here, at most {MAX_KEDA_SCALERS}")
+
     if c.problems or runtime is None or name is None:
         return None, c
-    envs = tuple(environments_of(doc, folder))
+    envs = tuple(environments_of(doc, folder) if environments is None else environments)
     return (
         Function(
             name=name, runtime=runtime, folder=folder, environment=env, handler=handler or "handler:handle",
@@ -208,8 +231,29 @@ def resolve(doc: Doc, folder: str, env: str | None) -> tuple[Function | None, Ch
     )
 
 
+def _name(c: Checker, v: dict, folder_name: str) -> str | None:
+    """The folder's name. Every object is named after it, so `name` may only repeat it: a
+    folder must not render (and so take over) another function's objects."""
+    where = ("name",) if "name" in v else ()
+    if not units.is_dns1035(folder_name, 253):
+        c.fail(where, f"'{shown(folder_name)}' is not a valid function name: lowercase letters, digits and '-', "
+               "starting with a letter (it is the folder's name; rename the folder)")
+        return None
+    if len(folder_name) > MAX_NAME:
+        c.fail(where, f"'{shown(folder_name)}' is {len(folder_name)} characters; at most {MAX_NAME} so that revision "
+               f"names '<name>-<{REVISION_HASH_LEN} hex>' fit 63 (it is the folder's name; rename the folder)")
+        return None
+    if "name" in v and v["name"] != folder_name:
+        c.fail(where, f"'{shown(v['name'])}' is not this folder's name; objects are named after the folder, so the "
+               f"only valid value is '{folder_name}' (or leave 'name' out)")
+        return None
+    return folder_name
+
+
 def _env(c: Checker, value) -> tuple:
     env = c.mapping(("env",), value, ()) if not isinstance(value, dict) else value
+    if not c.at_most(("env",), env, MAX_ENV, "variables"):
+        return ()
     out = []
     for k, val in env.items():
         p = ("env", k)
@@ -226,16 +270,42 @@ def _env(c: Checker, value) -> tuple:
     return tuple(out)
 
 
-def _env_from(c: Checker, value):
+def _env_from(c: Checker, value, name: str | None, platform: Platform):
     ef = c.mapping(("envFrom",), value, ("secrets", "configMaps"))
     out = []
     for key in ("secrets", "configMaps"):
-        names = c.string_list(("envFrom", key), ef.get(key))
+        names = c.string_list(("envFrom", key), ef.get(key), most=MAX_ENV_FROM, what="names")
         for i, n in enumerate(names):
-            if not units.is_dns1123_label(n.replace(".", "-"), 253):
+            if not units.is_dns1123_subdomain(n):
                 c.fail(("envFrom", key, i), f"'{shown(n)}' is not a valid object name (lowercase DNS subdomain)")
         out.append(names)
+    if platform.secrets and name:
+        from fnmatch import fnmatchcase  # only where the platform keeps an allow-list
+
+        allowed = platform.secret_patterns(name)
+        for i, n in enumerate(out[0]):
+            if not any(fnmatchcase(n, pattern) for pattern in allowed):
+                c.fail(("envFrom", "secrets", i), f"'{shown(n)}' is not a secret this platform lets functions "
+                       f"name (FNOPS_ALLOWED_SECRETS: {shown(', '.join(allowed), 120)})")
     return out[0], out[1]
+
+
+def _check_host(c: Checker, p, host: str, allowed: str) -> None:
+    """KEDA routes by these hosts: a wildcard would take other functions' traffic, so it
+    needs the platform's consent (FNOPS_KEDA_HOSTS)."""
+    if units.is_dns1123_subdomain(host):
+        return
+    if host == "*":
+        if allowed != "catch-all":
+            c.fail(p, "'*' would route every host to this function; lowercase DNS names only (e.g. fn.example.com) "
+                   "unless the platform sets FNOPS_KEDA_HOSTS=catch-all")
+    elif host.startswith("*.") and units.is_dns1123_subdomain(host[2:]):
+        if allowed == "dns":
+            c.fail(p, f"'{shown(host)}' is a wildcard; lowercase DNS names only (e.g. fn.example.com) unless the "
+                   "platform sets FNOPS_KEDA_HOSTS=wildcard")
+    else:
+        c.fail(p, f"'{shown(host)}' is not a host name: lowercase letters, digits, '-' and '.' (e.g. fn.example.com), "
+               "at most 253 characters")
 
 
 def _resources(c: Checker, value):
@@ -254,7 +324,7 @@ def _resources(c: Checker, value):
     return tuple(requests), tuple(limits)
 
 
-def _scale(c: Checker, value, deployer: str, visibility: str) -> Scale:
+def _scale(c: Checker, value, deployer: str, visibility: str, platform: Platform) -> Scale:
     s = c.mapping(("scale",), value, SCALE_KEYS)
     p = ("scale",)
     default_metric = "concurrency" if (deployer == "knative" or visibility != "none") else None
@@ -277,12 +347,14 @@ def _scale(c: Checker, value, deployer: str, visibility: str) -> Scale:
     if metric == "prometheus":
         if not query:
             c.fail(p + ("prometheus", "query"), "is required when metric is prometheus")
-        if not address:
-            c.fail(p + ("prometheus", "serverAddress"), "is required when metric is prometheus (e.g. http://prometheus.monitoring:9090)")
+        address = _prometheus_server(c, p + ("prometheus", "serverAddress"), address, platform)
         if target is None:
             c.fail(p + ("target",), "is required when metric is prometheus: the per-pod value of the query to aim for")
     elif prom:
         c.fail(p + ("prometheus",), f"only used with metric: prometheus (metric is {metric})")
+    if deployer == "keda" and visibility != "none" and metric in KPA_METRICS and target is not None \
+            and (target < 1 or target != int(target)):
+        c.fail(p + ("target",), f"{target} is not a whole number ≥ 1; KEDA's HTTP add-on counts whole requests")
     if deployer == "knative" and metric in HPA_METRICS:
         if lo < 1:
             c.fail(p + ("min",), f"metric '{metric}' uses the HPA class (autoscaler-keda), which cannot scale from zero; set scale.min ≥ 1 or use metric concurrency|rps")
@@ -292,11 +364,31 @@ def _scale(c: Checker, value, deployer: str, visibility: str) -> Scale:
                  initial=initial, prometheus_query=query, prometheus_address=address)
 
 
+def _prometheus_server(c: Checker, p, address, platform: Platform):
+    """The address KEDA will query: the function's, within the platform's list, or the
+    platform's default."""
+    if address is None:
+        if platform.prometheus_default is None:
+            c.fail(p, "is required when metric is prometheus (e.g. http://prometheus.monitoring:9090), unless the "
+                   "platform sets a default (FNOPS_PROMETHEUS_SERVER)")
+        return platform.prometheus_default
+    if c.parsed(p, address, units.http_url) is None:
+        return None
+    allowed = platform.prometheus_allowed
+    if allowed and address not in allowed:
+        c.fail(p, f"'{shown(address)}' is not a Prometheus this platform allows; valid: "
+               f"{shown(', '.join(allowed), 200)} (or leave serverAddress out for the default)")
+        return None
+    return address
+
+
 def _triggers(c: Checker, value, deployer: str, name: str, env: str | None) -> tuple:
     if value is None:
         return ()
     if not isinstance(value, list):
         c.fail(("triggers",), "expected a list of triggers (each one of cron, kafka, event)")
+        return ()
+    if not c.at_most(("triggers",), value, MAX_TRIGGERS, "triggers"):
         return ()
     out = []
     for i, t in enumerate(value):
@@ -349,13 +441,32 @@ def _cron(c: Checker, p, body, deployer: str):
 
 
 def _check_cron(c: Checker, p, text: str) -> None:
+    if len(text) > MAX_CRON:
+        c.fail(p, f"is {len(text)} characters; a cron schedule is at most {MAX_CRON}")
+        return
+    if text.startswith(_EVERY):
+        _check_every(c, p, text)
+        return
     if text.startswith("@"):
-        if text not in _CRON_MACROS and not text.startswith("@every "):
-            c.fail(p, f"'{shown(text)}' is not a cron macro ({', '.join(_CRON_MACROS)})")
+        if text not in _CRON_MACROS:
+            c.fail(p, f"'{shown(text)}' is not a cron macro ({', '.join(_CRON_MACROS)}, or @every <duration>)")
         return
     fields = text.split()
     if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
         c.fail(p, f"'{shown(text)}' is not a 5-field cron schedule (minute hour day-of-month month day-of-week)")
+
+
+def _check_every(c: Checker, p, text: str) -> None:
+    """`@every <duration>` as robfig/cron (Knative's PingSource) reads it: a Go duration, of
+    which ms, s, m and h in any combination are a subset; at least the one second cron ticks in."""
+    rest = text[len(_EVERY):]
+    try:
+        seconds = units.duration_seconds(rest) if rest == rest.strip() else None
+    except ValueError:
+        seconds = None
+    if seconds is None or not 1 <= seconds <= _EVERY_MAX:
+        c.fail(p, f"'{shown(text)}' is not @every <duration> with a duration from 1s to {_EVERY_MAX // 3600}h, "
+               "such as @every 90s or @every 1h30m")
 
 
 def _check_timezone(c: Checker, p, tz: str) -> None:
@@ -375,15 +486,25 @@ def _check_timezone(c: Checker, p, tz: str) -> None:
 def _kafka(c: Checker, p, body, name: str, env: str | None, index: int):
     keys = ("bootstrapServers", "topics", "consumerGroup", "lagThreshold", "minConsumers", "maxConsumers", "initialOffset")
     b = c.mapping(p, body, keys)
-    servers = c.string_list(p + ("bootstrapServers",), b.get("bootstrapServers"), non_empty=True)
+    servers = c.string_list(p + ("bootstrapServers",), b.get("bootstrapServers"), non_empty=True,
+                            most=MAX_KAFKA_SERVERS, what="servers")
     for i, s in enumerate(servers):
-        if not _HOSTPORT.fullmatch(s):
-            c.fail(p + ("bootstrapServers", i), f"'{shown(s)}' is not host:port")
-    topics = c.string_list(p + ("topics",), b.get("topics"), non_empty=True)
+        if len(s) > MAX_HOSTPORT or not _HOSTPORT.fullmatch(s) or not 1 <= int(s.rpartition(":")[2]) <= 65535:
+            c.fail(p + ("bootstrapServers", i), f"'{shown(s)}' is not host:port (a DNS name or IPv4 address, a port 1–65535)")
+    topics = c.string_list(p + ("topics",), b.get("topics"), non_empty=True, most=MAX_KAFKA_TOPICS, what="topics")
+    for i, t in enumerate(topics):
+        if len(t) > MAX_TOPIC or not _TOPIC.fullmatch(t):
+            c.fail(p + ("topics", i), f"'{shown(t)}' is not a Kafka topic name (letters, digits, '.', '_', '-'; "
+                   f"at most {MAX_TOPIC} characters)")
     default_group = f"{name}-{env}" if env else name
     if index:
         default_group += f"-{index}"
     group = c.typed(p + ("consumerGroup",), b.get("consumerGroup", default_group), str)
+    if group is not None and (len(group) > MAX_CONSUMER_GROUP or not group.isascii() or not group.isprintable()
+                              or " " in group):
+        c.fail(p + ("consumerGroup",), f"'{shown(group)}' is not a consumer group id (printable ASCII without "
+               f"spaces, at most {MAX_CONSUMER_GROUP} characters)")
+        group = None
     lag = c.integer(p + ("lagThreshold",), b.get("lagThreshold"), 1)
     lo = c.integer(p + ("minConsumers",), b.get("minConsumers"), 0)
     hi = c.integer(p + ("maxConsumers",), b.get("maxConsumers"), 1)
@@ -398,10 +519,14 @@ def _kafka(c: Checker, p, body, name: str, env: str | None, index: int):
 def _event(c: Checker, p, body):
     b = c.mapping(p, body, ("broker", "filter"))
     broker = c.typed(p + ("broker",), b.get("broker", "default"), str) or "default"
+    if not units.is_dns1123_label(broker):  # also a label value on the Trigger
+        c.fail(p + ("broker",), f"'{shown(broker)}' is not a Broker name (lowercase DNS label, at most 63 characters)")
     flt = b.get("filter")
     pairs = []
     if flt is not None and not isinstance(flt, dict):
         c.fail(p + ("filter",), "expected a mapping of CloudEvents attribute to exact value")
+    elif flt is not None and not c.at_most(p + ("filter",), flt, MAX_FILTER, "attributes"):
+        flt = None
     for k, val in (flt or {}).items() if isinstance(flt, dict) else ():
         if not _CE_ATTR.fullmatch(str(k)):
             c.fail(p + ("filter", k), "CloudEvents attribute names are 1–20 lowercase letters or digits", key=True)
@@ -412,18 +537,29 @@ def _event(c: Checker, p, body):
     return EventTrigger(broker, tuple(pairs))
 
 
-def _slo(c: Checker, value, deployer: str, visibility: str):
+def _slo(c: Checker, value, deployer: str, platform: Platform):
     if value is None:
         return None
     p = ("slo",)
-    s = c.mapping(p, value, ("latencyP95", "errorRate", "for"))
+    s = c.mapping(p, value, ("latencyP95", "errorRate", "for", "minRate"))
     lat = c.parsed(p + ("latencyP95",), s.get("latencyP95"), units.duration_seconds)
     if lat is not None and lat <= 0:
         c.fail(p + ("latencyP95",), "must be greater than 0")
+    bounds, unit = platform.latency_buckets
+    if lat is not None and lat > bounds[-1] * unit:
+        top = units.format_number(round(bounds[-1] * unit, 6))
+        c.fail(p + ("latencyP95",), f"at most {top}s: the queue-proxy's latency histogram "
+               f"(FNOPS_KNATIVE_METRICS={platform.knative_metrics}) has no bucket above that")
     err = c.parsed(p + ("errorRate",), s.get("errorRate"), units.percent)
-    for_ = c.parsed(p + ("for",), s.get("for", "5m"), units.prom_duration)
+    fast = BURNS[0][3]
+    if err is not None and err * fast > 100:
+        c.fail(p + ("errorRate",), f"at most {int(10000 / fast) / 100}%: above that even a function failing every "
+               f"request burns the budget slower than {units.format_number(fast)}×, so the fast-burn alert "
+               "(the one that rolls back) could never fire")
+    for_ = c.parsed(p + ("for",), s.get("for", SLO_DEFAULTS["for"]), units.prom_duration)
+    min_rate = c.number(p + ("minRate",), s.get("minRate", SLO_DEFAULTS["minRate"]), 0, 100_000)
     if "latencyP95" not in s and "errorRate" not in s:
         c.fail(p, "set latencyP95 and/or errorRate")
     if deployer != "knative":
         c.fail(p, "SLO alerts use Knative queue-proxy metrics and need deployer: knative")
-    return Slo(lat, err, for_ or "5m")
+    return Slo(lat, err, for_ or SLO_DEFAULTS["for"], SLO_DEFAULTS["minRate"] if min_rate is None else min_rate)

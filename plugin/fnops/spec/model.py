@@ -56,14 +56,25 @@ KafkaTrigger = record("KafkaTrigger", "bootstrap_servers topics consumer_group l
 EventTrigger = record("EventTrigger", "broker filter")  # filter: ((attribute, value), …)
 
 
-Slo = record("Slo", "latency_p95_seconds error_rate_percent for_")  # for_: a Prometheus duration
+# for_: a Prometheus duration; min_rate: requests per second below which no SLO alert fires.
+Slo = record("Slo", "latency_p95_seconds error_rate_percent for_ min_rate", min_rate=0.1)
+SLO_DEFAULTS = {"for": "2m", "minRate": 0.1}
+
+# Multi-window, multi-burn-rate alerts over a 30-day error budget (Google SRE workbook,
+# "Alerting on SLOs", as Sloth and Pyrra render it): a pair fires while the budget burns
+# faster than `factor` over both its long and its short window. The short window lets the
+# alert stop soon after the burn does; only the fast pair may roll a release back.
+# (speed, long window, short window, factor, action)
+BURNS = (("Fast", "1h", "5m", 14.4, "rollback"), ("Slow", "6h", "30m", 6.0, "notify"))
+LATENCY_QUANTILE = 0.95  # latencyP95: 95% of requests within it, so 5% is the latency budget
 
 
 # releases/<env>.yaml; image/previous_image are PinnedImage, source_commit a GitSha.
+# source_time: the source commit's time as the pin records it (orders pins without history).
 Release = record("Release", "path image source_repo source_commit source_ref source_run released_at "
-                 "previous_image previous_revision rollback_of previous_source", source_repo=None,
+                 "previous_image previous_revision rollback_of previous_source source_time", source_repo=None,
                  source_commit=None, source_ref=None, source_run=None, released_at=None, previous_image=None,
-                 previous_revision=None, rollback_of=None, previous_source=None)
+                 previous_revision=None, rollback_of=None, previous_source=None, source_time=None)
 
 
 # image: the repository only (releases pin tag + digest); env/requests/limits: ((k, v), …).

@@ -10,10 +10,12 @@ from ..types import GitSha, PinnedImage
 from . import units
 from .units import shown
 from .check import Checker
+from .function import REVISION_HASH_LEN
+from .limits import MAX_RELEASE_BYTES
 from .model import Release
 
 RELEASE_KEYS = ("image", "source", "releasedAt", "previous", "rollbackOf")
-SOURCE_KEYS = ("repo", "commit", "ref", "run")
+SOURCE_KEYS = ("repo", "commit", "ref", "run", "time")
 PREVIOUS_KEYS = ("image", "revision", "source")
 
 
@@ -23,7 +25,7 @@ def release_path(folder: str, env: str) -> str:
 
 def load_release(folder: str, env: str, fn_name: str, repository: str | None, display: str) -> Release:
     """Load and check the pin. `repository` is the function's own image repository, if set."""
-    doc = yamldoc.load(release_path(folder, env), display, root=folder)
+    doc = yamldoc.load(release_path(folder, env), display, root=folder, limit=MAX_RELEASE_BYTES)
     c = Checker(doc)
     if doc.value is None:
         c.fail((), "file is empty; 'image' is required")
@@ -39,13 +41,18 @@ def load_release(folder: str, env: str, fn_name: str, repository: str | None, di
             c.fail(("source", "commit"), str(e))
     for k in ("repo", "ref", "run"):
         c.typed(("source", k), src.get(k), str)
+    source_time = units.utc_seconds(c.typed(("source", "time"), src.get("time"), str))
+    if src.get("time") is not None and source_time is None:
+        c.fail(("source", "time"), f"'{shown(src.get('time'))}' is not a UTC time like 2026-11-22T10:00:00Z")
     released = c.typed(("releasedAt",), v.get("releasedAt"), str)
     prev = c.mapping(("previous",), v.get("previous"), PREVIOUS_KEYS)
     prev_image = _pinned(c, ("previous", "image"), prev.get("image"), fn_name, repository, required=bool(prev))
     prev_rev = c.typed(("previous", "revision"), prev.get("revision"), str)
     prev_src = c.mapping(("previous", "source"), prev.get("source"), SOURCE_KEYS)
-    if prev_rev is not None and not units.is_dns1035(prev_rev):
-        c.fail(("previous", "revision"), f"'{shown(prev_rev)}' is not a revision name (DNS label, e.g. {fn_name}-1a2b3c4d)")
+    # Only this function's own revisions: traffic to another's would serve its code here.
+    if prev_rev is not None and not _own_revision(prev_rev, fn_name):
+        c.fail(("previous", "revision"), f"'{shown(prev_rev)}' is not a revision of this function ({fn_name}-<8 hex>, "
+               f"e.g. {fn_name}-1a2b3c4d)")
         prev_rev = None
     rollback_of = c.typed(("rollbackOf",), v.get("rollbackOf"), str)
     c.raise_if_any()
@@ -53,8 +60,14 @@ def load_release(folder: str, env: str, fn_name: str, repository: str | None, di
         path=display, image=image, source_repo=src.get("repo"), source_commit=commit,
         source_ref=src.get("ref"), source_run=src.get("run"), released_at=released,
         previous_image=prev_image, previous_revision=prev_rev, rollback_of=rollback_of,
-        previous_source=dict(prev_src) or None,
+        previous_source=dict(prev_src) or None, source_time=source_time,
     )
+
+
+def _own_revision(name: str, fn_name: str) -> bool:
+    digest = name[len(fn_name) + 1:]
+    return (name.startswith(fn_name + "-") and len(digest) == REVISION_HASH_LEN
+            and all(ch in "0123456789abcdef" for ch in digest))
 
 
 def _pinned(c: Checker, path, value, fn_name: str, repository: str | None, *, required: bool):

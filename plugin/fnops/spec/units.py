@@ -11,8 +11,12 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_DURATION_CHARS = 32  # "1h30m15s500ms" is 13; anything longer is not a duration a person writes
 DNS1035 = LazyRe(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 DNS1123_LABEL = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-# k8s.io/apimachinery resource.Quantity, the forms people write.
-_QUANTITY = LazyRe(r"[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?")
+# k8s.io/apimachinery resource.Quantity, the forms people write. [0-9], never \d: in a str
+# pattern \d is any Unicode digit ('٣', '３'), which Kubernetes would refuse.
+_QUANTITY = LazyRe(r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?")
+_DECIMAL = LazyRe(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+# RFC 1123 host names as Kubernetes checks them: lowercase labels joined by dots.
+DNS1123_SUBDOMAIN = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def duration_seconds(value) -> float:
@@ -71,6 +75,33 @@ def is_dns1123_label(name, max_len: int = 63) -> bool:
     return isinstance(name, str) and 0 < len(name) <= max_len and DNS1123_LABEL.fullmatch(name) is not None
 
 
+def is_dns1123_subdomain(name) -> bool:
+    """A lowercase DNS name (`fn.example.com`): at most 253 characters, labels at most 63."""
+    return (isinstance(name, str) and 0 < len(name) <= 253 and DNS1123_SUBDOMAIN.fullmatch(name) is not None
+            and all(len(label) <= 63 for label in name.split(".")))
+
+
+def http_url(value) -> str:
+    """A server's http(s) URL: scheme, host, optional port and path. No credentials, which
+    would be written into a manifest, and nothing but printable ASCII."""
+    from urllib.parse import urlsplit  # only functions that name a server pay for it
+
+    bad = f"'{shown(value)}' is not an http(s) server URL (e.g. http://prometheus.monitoring:9090)"
+    if (not isinstance(value, str) or len(value) > 2048 or not value.isascii() or not value.isprintable()
+            or " " in value):
+        raise ValueError(bad)
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises on a port that is not one
+    except ValueError:
+        raise ValueError(bad) from None
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ValueError(bad)
+    if "@" in url.netloc:
+        raise ValueError(f"'{shown(value)}' carries credentials; a URL in a manifest must not")
+    return value
+
+
 def whole_seconds(value, lo: int, hi: int) -> int:
     s = duration_seconds(value)
     if s != int(s):
@@ -104,12 +135,10 @@ def percent(value) -> float:
         raise ValueError(f"'{shown(value)}' is not a percentage (write it like 1% or 0.5%)")
     if isinstance(value, str):
         text = value.strip()
-        if not text.endswith("%"):
+        # float() alone would take '٣%', '1_0%' and 'nan%'
+        if not text.endswith("%") or not _DECIMAL.fullmatch(text[:-1]):
             raise ValueError(f"'{shown(value)}' is not a percentage (write it like 1% or 0.5%)")
-        try:
-            num = float(text[:-1])
-        except ValueError:
-            raise ValueError(f"'{shown(value)}' is not a percentage (write it like 1% or 0.5%)") from None
+        num = float(text[:-1])
     elif isinstance(value, (int, float)):
         num = float(value)
     else:
@@ -131,3 +160,25 @@ def quantity(value) -> str:
 def format_number(num: float) -> str:
     """Render a number the way an annotation wants it: '100', '0.5' — never '100.0'."""
     return str(int(num)) if float(num).is_integer() else repr(float(num))
+
+
+_UTC = LazyRe(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def utc_seconds(value) -> int | None:
+    """`2026-11-22T10:00:00Z` → seconds since the epoch; None for anything else."""
+    import calendar
+    import time
+
+    if not isinstance(value, str) or not _UTC.fullmatch(value):
+        return None
+    try:
+        return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return None
+
+
+def utc_text(seconds: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

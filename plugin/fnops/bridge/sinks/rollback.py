@@ -39,7 +39,7 @@ class RollbackSink(Sink):
         firing = [a for a in event.get("alerts", []) if a.get("status") == "firing"]
         names = {a.get("name") for a in firing}
         if not names & set(self.alert_names):
-            return "not an fnops SLO alert (rollback.alertNames)"
+            return "not an fnops SLO alert that rolls back (rollback.alertNames: the fast burns)"
         spaces = self.alert_namespaces
         if spaces and not any(a.get("namespace") in spaces for a in firing if a.get("name") in self.alert_names):
             return "the SLO alert is from a namespace outside rollback.alertNamespaces"

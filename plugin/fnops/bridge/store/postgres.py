@@ -58,15 +58,28 @@ MIGRATIONS = [
 class PostgresStore:
     name = "postgresql"
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 8, lease_seconds: float = LEASE_SECONDS):
-        from psycopg_pool import ConnectionPool
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 8, lease_seconds: float = LEASE_SECONDS,
+                 pooled: bool = True, connect_timeout: int = 3):
+        """pooled=False (a command that runs a query or two): no pool to fill in the background,
+        each query connects once within `connect_timeout`, and a failure is raised at once."""
+        import psycopg
+        from psycopg_pool import ConnectionPool, NullConnectionPool
 
+        self.errors = (psycopg.Error,)  # what a failing outbox raises (a command turns it into one line)
         self.lease = lease_seconds
-        # The pool reconnects by itself after the database restarts; callers see errors meanwhile.
-        self.pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False, timeout=3,
-                                   kwargs={"autocommit": False, "connect_timeout": 3})
-        self.pool.open(wait=True, timeout=30)
-        self.migrate()
+        kw = {"autocommit": False, "connect_timeout": connect_timeout}
+        if pooled:
+            # The pool reconnects by itself after the database restarts; callers see errors meanwhile.
+            self.pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False, timeout=3, kwargs=kw)
+        else:
+            self.pool = NullConnectionPool(dsn, max_size=1, open=False, timeout=connect_timeout, kwargs=kw)
+        try:
+            # Without a pool there is nothing to fill: the first query connects, or raises why not.
+            self.pool.open(wait=pooled, timeout=30)
+            self.migrate()
+        except BaseException:
+            self.pool.close()  # no worker left trying in the background of a failed start
+            raise
 
     # -- plumbing -----------------------------------------------------------------
     def _tx(self):

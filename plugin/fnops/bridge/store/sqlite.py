@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS kv (
 
 class Store:
     name = "sqlite"
+    errors = (sqlite3.Error,)  # what a failing outbox raises (a command turns it into one line)
 
     def __init__(self, path: str):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
