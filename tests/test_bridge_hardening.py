@@ -122,7 +122,7 @@ def test_wrong_types_strict_json_and_depth_are_400_with_nothing_stored(make_brid
     for body in cases:
         code, out = b.post("/v1/argocd", body)
         assert code == 400 and "field '" in out["error"], out
-    raw = json.dumps(argocd(b)).replace('"rollback": false', '"rollback": NaN').encode()
+    raw = json.dumps(argocd(b)).replace('"syncStatus": "Synced"', '"syncStatus": NaN').encode()
     assert b.post("/v1/argocd", None, raw=raw) == (400, {"error": "body is not strict JSON (NaN is not a number)"})
     deep = b'{"app": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
     assert b.post("/v1/argocd", None, raw=deep) == (400, {"error": "body nests deeper than 32 levels"})

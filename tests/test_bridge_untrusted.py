@@ -150,7 +150,7 @@ def test_the_default_origin_is_what_the_shipped_applicationset_names():
     elements = next(g["list"]["elements"] for g in matrix["matrix"]["generators"] if "list" in g)
     assert DEFAULT.application_namespace == appset["metadata"]["namespace"]
     for el in elements:
-        values = {".path.basenameNormalized": "checkout", ".path.basename": "checkout", ".env": el["env"],
+        values = {"index .path.segments 1": "checkout", ".env": el["env"],
                   ".namespace": el["namespace"]}
 
         def render(text):

@@ -197,7 +197,6 @@ def test_the_panels_read_the_functions_series(tmp_path, generation):
             for ns, ip in ((PROD, "10.0.1.1"), (DEV, "10.0.2.1"))]
     inputs = series(generation, pods[0], MINUTES, failing) + series(generation, pods[1], MINUTES, slow)
     inputs += [ksm(PROD, rev, MINUTES), ksm(DEV, rev, MINUTES)]
-    status = "response_code_class" if generation == "opencensus" else "http_response_status_code"
     codes = ("2xx", "5xx") if generation == "opencensus" else ("200", "500", "503")
     revision = "revision_name" if generation == "opencensus" else "kn_revision_name"
     at = f"{RELEASE_AT + 10}m"  # ten minutes into the failing release: the 5m windows hold only 500s

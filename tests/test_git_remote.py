@@ -107,7 +107,7 @@ def test_a_shallow_clone_of_a_private_repository_is_deepened_with_the_token(tmp_
     """actions/checkout with fetch-depth 1 and persist-credentials: false: origin has no
     credentials. The unshallow fetch goes with the token (through git's environment), so the
     pins' source commits are known and nothing is planned as stale."""
-    origin = make_origin(tmp_path)
+    make_origin(tmp_path)  # origin.git under tmp_path, which the http-backend serves
     seed = tmp_path / "seed"
     (seed / "NOTES.md").write_text("not a function\n")
     git(seed, "add", "NOTES.md")
@@ -144,7 +144,7 @@ def test_a_shallow_clone_of_a_private_repository_is_deepened_with_the_token(tmp_
 def test_deepening_for_a_separate_gitops_repo_never_sends_its_token_to_the_source_origin(tmp_path):
     """GITOPS_TOKEN belongs to --gitops-repo. The source clone's origin (here on the GitHub
     host, as GITHUB_SERVER_URL says) gets GITHUB_TOKEN for the unshallow fetch, never it."""
-    origin = make_origin(tmp_path)
+    make_origin(tmp_path)  # origin.git under tmp_path, which the http-backend serves
     (tmp_path / "gitops-host").mkdir()
     gitops = make_origin(tmp_path / "gitops-host")
     github_token, gitops_token = "ghs_source_repo_token_0123456789", "glpat-gitops-host-token-0123"

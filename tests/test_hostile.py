@@ -139,8 +139,12 @@ CASES = [
      "environments:\n" + "".join(f"  e{i}: {{}}\n" for i in range(5000)), PIN, "environments: 5000 environments; at most 32"),
     ("long-cron", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '" + "1," * 5000 + "1 * * * *'}\n", PIN,
      "a cron schedule is at most 128"),
-    ("every-long-duration", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '@every " + "9" * 100 + "h'}\n", PIN,
-     "is not @every <duration>"),
+    ("cron-long-number", "runtime: python3.12\ntriggers:\n  - cron: {schedule: '" + "9" * 100 + " * * * *'}\n", PIN,
+     "is not a number"),
+    ("quantity-huge-exponent", "runtime: python3.12\nresources: {cpu: '1e" + "9" * 60 + "'}\n", PIN,
+     "is larger than a Kubernetes quantity can be"),
+    ("quantity-tiny-exponent", "runtime: python3.12\nresources: {cpu: '1e-" + "9" * 60 + "'}\nscale: {min: -1}\n",
+     PIN, "scale.min: -1 is out of range"),
     ("pin-many-values", "runtime: python3.12\n", PIN + "x: [" + ",".join(["1"] * 2500) + "]\n", "larger than 4 KiB"),
 ]
 

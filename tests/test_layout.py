@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(PKG))
 
 # Lower layers never import higher ones. Leaves are the top-level modules of `fnops`.
 LAYER = {"leaf": 0, "spec": 1, "render": 2, "delivery": 3, "bridge": 4, "local": 4, "cli": 5}
-LEAVES = {"errors", "types", "lazyre", "yamldoc", "escape"}
+LEAVES = {"errors", "types", "lazyre", "yamldoc", "escape", "jsondepth"}
 
 
 def _modules():

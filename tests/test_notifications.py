@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import argocd_template
 import schemas
 from conftest import ROOT
-from fnops.bridge.events import from_argocd
+from fnops.bridge.events import ARGOCD_EVENTS, from_argocd
 from fnops.cli import cli
 
 SAMPLES = ["operation-finished", "operation-running", "fakeapp-single-source", "fakeapp-multi-source", "diff-cache"]
@@ -35,19 +35,41 @@ def test_rollback_operations_are_marked():
     assert from_argocd(json.loads(argocd_template.render(app)))["rollback"] is True
 
 
+def test_a_sync_that_names_its_source_is_not_a_rollback():
+    """Since Argo CD 3.2 every single-source sync sets operation.sync.source (F1)."""
+    app = argocd_template.application("operation-finished", function="hello", env="prod", revision="c" * 40,
+                                      phase="Succeeded", health="Degraded")
+    app["status"]["operationState"]["operation"]["sync"]["source"] = {"repoURL": "https://github.com/acme/functions.git"}
+    assert from_argocd(json.loads(argocd_template.render(app)))["rollback"] is False
+
+
+TRIGGERS = {"fnops-on-sync-running": "fnops-sync-running", "fnops-on-deployed": "fnops-deployed",
+            "fnops-on-health-degraded": "fnops-health-degraded", "fnops-on-sync-failed": "fnops-sync-failed",
+            "fnops-on-render-failed": "fnops-render-failed"}
+
+
 def test_notifications_cm_wires_webhook_and_triggers():
-    with open(os.path.join(ROOT, "notifications", "argocd-notifications-cm.yaml")) as f:
-        data = yaml.safe_load(f)["data"]
+    data = argocd_template.configmap()["data"]
     svc = yaml.safe_load(data["service.webhook.fnops-bridge"])
     headers = {h["name"]: h["value"] for h in svc["headers"]}
     assert headers["Content-Type"] == "application/json" and headers["Authorization"] == "Bearer $fnops-bridge-token"
-    hook = yaml.safe_load(data["template.fnops-bridge"])["webhook"]["fnops-bridge"]
-    assert hook["method"] == "POST" and hook["path"] == "/v1/argocd"
     with open(os.path.join(ROOT, "argocd-cmp", "applicationset.yaml")) as f:
         annotations = yaml.safe_load(f)["spec"]["template"]["metadata"]["annotations"]
-    for trigger in ("fnops-on-deployed", "fnops-on-health-degraded", "fnops-on-sync-failed", "fnops-on-sync-running"):
-        assert yaml.safe_load(data[f"trigger.{trigger}"])[0]["send"] == ["fnops-bridge"]
-        assert f"notifications.argoproj.io/subscribe.{trigger}.fnops-bridge" in annotations
+    subscribed = {k.split("/subscribe.")[1].split(".")[0] for k in annotations if k.startswith("notifications.argoproj.io/subscribe.")}
+    assert subscribed == set(TRIGGERS)
+    bodies = {}
+    for trigger, template in TRIGGERS.items():
+        (condition,) = yaml.safe_load(data[f"trigger.{trigger}"])
+        # oncePer keeps a failed send's key: the engine would never send it again (F2).
+        assert "oncePer" not in condition and condition["send"] == [template]
+        hook = yaml.safe_load(data[f"template.{template}"])["webhook"]["fnops-bridge"]
+        assert hook["method"] == "POST" and hook["path"] == "/v1/argocd"
+        bodies[template] = hook["body"]
+    # One template per event, the same body but for the event each names.
+    events = {t: __import__("re").search(r'"event" "([a-z-]+)"', b).group(1) for t, b in bodies.items()}
+    assert sorted(events.values()) == sorted(ARGOCD_EVENTS)
+    assert len({b.replace(f'"event" "{events[t]}"', "") for t, b in bodies.items()}) == 1
+    assert not any(k.startswith(("template.fnops-bridge", "trigger.fnops-bridge")) for k in data)
 
 
 def test_kubernetes_manifests_are_valid():
@@ -58,9 +80,17 @@ def test_kubernetes_manifests_are_valid():
         with open(path) as f:
             docs += [d for d in yaml.safe_load_all(f) if d]
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Service", "ServiceMonitor"]
+    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Role", "RoleBinding", "Secret", "Service",
+                     "ServiceAccount", "ServiceMonitor"]
     import kubernetes_validate
 
+    by_kind = {d["kind"]: d for d in docs}
+    # The catch-up may list Argo CD's Applications, in Argo CD's namespace, and nothing else.
+    assert by_kind["Role"]["metadata"]["namespace"] == "argocd"
+    assert by_kind["Role"]["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["list"]}]
+    assert by_kind["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "fnops-bridge", "namespace": "fnops"}]
+    assert by_kind["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == "fnops-bridge"
+    assert yaml.safe_load(by_kind["ConfigMap"]["data"]["bridge.yaml"])["argocd"]["catchUp"] == {"kubernetes": {}}
     for d in docs:
         if d["kind"] == "ServiceMonitor":
             assert schemas.validate(d) == []
@@ -144,7 +174,8 @@ def test_postgresql_overlay_runs_replicas_with_a_budget_and_no_volume(tmp_path, 
 
     docs = _kustomize(os.path.join(ROOT, "notifications", "kubernetes", "postgresql"))
     by_kind = {d["kind"]: d for d in docs}
-    assert sorted(by_kind) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"]
+    assert sorted(by_kind) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service",
+                              "ServiceAccount", "ServiceMonitor"]
     for d in docs:
         if d["kind"] == "ServiceMonitor":
             assert schemas.validate(d) == []

@@ -98,9 +98,23 @@ func healthSamples(live *unstructured.Unstructured) []healthSample {
 	case schema.GroupKind{Group: "sources.knative.dev", Kind: "KafkaSource"},
 		schema.GroupKind{Group: "sources.knative.dev", Kind: "PingSource"},
 		schema.GroupKind{Group: "eventing.knative.dev", Kind: "Trigger"}:
-		// A source or trigger that stops delivering must reach the bridge as Degraded.
+		// A source or trigger that stops delivering must reach the bridge as Degraded, and
+		// one its controller has not yet seen since the sync is not Healthy yet.
 		return []healthSample{
 			{"not-ready", withStatus(live, gen, observed(gen, conditions("Ready", "False", "SinkNotFound"))), "Degraded"},
+			{"ready", withStatus(live, gen, observed(gen, conditions("Ready", "True", ""))), "Healthy"},
+			{"new-generation-not-observed", withStatus(live, gen+1, observed(gen, conditions("Ready", "True", ""))), "Progressing"},
+		}
+	case schema.GroupKind{Group: "http.keda.sh", Kind: "HTTPScaledObject"}:
+		// metav1.Conditions, each with its own observedGeneration; the status has none.
+		cond := func(g int64, status, reason string) map[string]interface{} {
+			return map[string]interface{}{"conditions": []interface{}{map[string]interface{}{
+				"type": "Ready", "status": status, "reason": reason, "message": "sample: " + reason, "observedGeneration": g}}}
+		}
+		return []healthSample{
+			{"ready", withStatus(live, gen, cond(gen, "True", "Reconciled")), "Healthy"},
+			{"create-error", withStatus(live, gen, cond(gen, "False", "CreateError")), "Degraded"},
+			{"new-generation-not-observed", withStatus(live, gen+1, cond(gen, "True", "Reconciled")), "Progressing"},
 		}
 	}
 	return nil

@@ -15,7 +15,8 @@ from .origin import (DEFAULT_APPLICATION, DEFAULT_APPLICATION_NAMESPACE, DEFAULT
                      template_problem)
 
 Config = namedtuple("Config", "path host port token hmac_secret store_url max_body gitops slack github rollback "
-                               "tokens argocd_url delivery retention data_dir origins http")
+                               "tokens argocd_url delivery retention data_dir origins http catch_up",
+                    defaults=(None,))
 GitOps = namedtuple("GitOps", "repo branch audit_branch token functions_dir github_repo")
 Slack = namedtuple("Slack", "token default_channel base_url allowed_channels")
 GitHub = namedtuple("GitHub", "token base_url allowed_repos min_write_interval")
@@ -24,6 +25,8 @@ Delivery = namedtuple("Delivery", "max_attempts max_backoff timeout lease")
 Retention = namedtuple("Retention", "done_after max_pending_events")
 # The door against slow or surplus connections (bridge/guard.py): seconds, and a count.
 Http = namedtuple("Http", "max_connections header_timeout body_timeout keep_alive")
+# Where the catch-up reads Argo CD's Applications (bridge/catchup.py): a Kubernetes API.
+CatchUp = namedtuple("CatchUp", "url token_file token ca_file interval max_age")
 
 TOP = ("listen", "auth", "store", "dataDir", "maxBodyBytes", "gitops", "slack", "github", "rollback", "argocd", "delivery",
        "retention", "http")
@@ -112,7 +115,7 @@ def load(path: str) -> Config:
     bake = c.parsed(("rollback", "bakeTime"), rb.get("bakeTime", "15m"), units.whole_seconds, 0, 7 * 86400)
     alert_names = c.string_list(("rollback", "alertNames"), rb.get("alertNames")) or SLO_ALERTS
     alert_namespaces = c.string_list(("rollback", "alertNamespaces"), rb.get("alertNamespaces"))
-    a = c.mapping(("argocd",), v.get("argocd"), ("url", "application", "applicationNamespace", "namespace"))
+    a = c.mapping(("argocd",), v.get("argocd"), ("url", "application", "applicationNamespace", "namespace", "catchUp"))
     argocd_url = c.typed(("argocd", "url"), a.get("url"), str)
     if argocd_url and not argocd_url.startswith("https://") and not argocd_url.startswith("http://"):
         c.fail(("argocd", "url"), "must be an http(s) URL of the Argo CD UI")
@@ -134,10 +137,42 @@ def load(path: str) -> Config:
                 c.parsed(("http", "headerTimeout"), h.get("headerTimeout", "10s"), units.whole_seconds, 1, 300) or 10,
                 c.parsed(("http", "bodyTimeout"), h.get("bodyTimeout", "30s"), units.whole_seconds, 1, 600) or 30,
                 c.parsed(("http", "keepAlive"), h.get("keepAlive", "5s"), units.whole_seconds, 1, 300) or 5)
+    catch_up = _catch_up(c, a.get("catchUp"), retention.done_after)
     c.raise_if_any()
     return Config(path, host, int(port), token, hmac_secret, store, max_body, gitops, slack, github,
                   Rollback(bake if bake is not None else 900, tuple(alert_names), tuple(alert_namespaces)),
-                  tokens, argocd_url.rstrip("/") if argocd_url else None, delivery, retention, data_dir, origins, http)
+                  tokens, argocd_url.rstrip("/") if argocd_url else None, delivery, retention, data_dir, origins, http,
+                  catch_up)
+
+
+def _catch_up(c: Checker, cu, keep_seconds: float) -> CatchUp | None:
+    """argocd.catchUp: {kubernetes: {url, tokenFile | tokenEnv, caFile}, interval, maxAge}.
+    An empty `kubernetes: {}` is the cluster the bridge runs in (its ServiceAccount)."""
+    from .catchup import IN_CLUSTER
+
+    if cu is None:
+        return None
+    w = ("argocd", "catchUp")
+    m = c.mapping(w, cu, ("kubernetes", "interval", "maxAge"))
+    k = c.mapping(w + ("kubernetes",), m.get("kubernetes"), ("url", "tokenFile", "tokenEnv", "caFile"))
+    if "kubernetes" not in m:
+        c.fail(w, "'kubernetes' is required: where Argo CD's Application objects are ({} for this cluster)")
+    in_cluster = not k.get("url")
+    url = c.typed(w + ("kubernetes", "url"), k.get("url"), str) or ""
+    if url and not url.startswith("https://") and not url.split("://", 1)[-1].startswith(("127.0.0.1:", "[::1]:",
+                                                                                          "localhost:")):
+        c.fail(w + ("kubernetes", "url"), "must be an https:// URL (plain http only to a loopback address)")
+    token_file = c.typed(w + ("kubernetes", "tokenFile"), k.get("tokenFile"), str)
+    token = _env(c, w + ("kubernetes", "tokenEnv"), k.get("tokenEnv"), required=True)
+    ca_file = c.typed(w + ("kubernetes", "caFile"), k.get("caFile"), str)
+    if in_cluster:
+        token_file, ca_file = token_file or f"{IN_CLUSTER}/token", ca_file or f"{IN_CLUSTER}/ca.crt"
+    interval = c.parsed(w + ("interval",), m.get("interval", "5m"), units.whole_seconds, 30, 86400) or 300
+    max_age = c.parsed(w + ("maxAge",), m.get("maxAge", "24h"), units.whole_seconds, 60, 366 * 86400) or 86400
+    if max_age >= keep_seconds:
+        c.fail(w + ("maxAge",), f"must be shorter than retention.doneAfter ({int(keep_seconds)}s): an event the "
+                                "outbox has forgotten would be news again")
+    return CatchUp(url or None, token_file, token, ca_file, interval, max_age)
 
 
 def _dsn_credentials(dsn: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..errors import PermanentError
-from .correlate import Mirror, release_info
+from .correlate import InvalidRelease, Mirror, raw_release, release_info
 
 
 class Context:
@@ -23,10 +23,16 @@ class Context:
             if "error" in cached:  # every sink of the event gets the same answer, without asking Git again
                 raise PermanentError(cached["error"])
             return cached or None
-        # An alert names no revision: it is about what runs now, so read the tip as it is now.
+        # An alert, or a render failure of the branch, names no revision: it is about the tip as it is now.
         revision = event.get("revision", "")
         try:
-            info = release_info(self.mirror, event["function"], event["environment"], revision, fresh=not revision)
+            try:
+                info = release_info(self.mirror, event["function"], event["environment"], revision, fresh=not revision)
+            except InvalidRelease:
+                if event.get("kind") != "render-failed":
+                    raise
+                # The folder that failed to render usually fails to load too: report it anyway.
+                info = raw_release(self.mirror, event["function"], event["environment"], revision)
         except PermanentError as e:
             self.store.put("release", event["key"], {"error": str(e)})
             raise

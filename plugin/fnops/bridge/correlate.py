@@ -93,3 +93,25 @@ def release_info(mirror: Mirror, fn: str, env: str, revision: str, fresh: bool =
                     previous={k: v for k, v in previous.items() if v}, releasedAt=rel.released_at,
                     rollbackOf=rel.rollback_of)
     return info
+
+
+def raw_release(mirror: Mirror, fn: str, env: str, revision: str) -> dict | None:
+    """What a render failure still needs when the folder does not load (that is often why it
+    failed): the pin's image and source, read as plain YAML, nothing trusted beyond its
+    shape — each sink checks the repo and the SHA it would use. No rollback, default channel."""
+    import yaml
+
+    text = mirror.show(revision, f"{mirror.functions_dir}/{fn}/releases/{env}.yaml", fresh=not revision)
+    if text is None or len(text) > 64 * 1024:
+        return None
+    try:
+        pin = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(pin, dict):
+        return None
+    source = pin.get("source") if isinstance(pin.get("source"), dict) else {}
+    return {"image": pin["image"] if isinstance(pin.get("image"), str) else None,
+            "source": {k: source[k] for k in ("repo", "commit") if isinstance(source.get(k), str)},
+            "previous": {}, "releasedAt": None, "rollbackOf": None, "notifySlack": None, "rollbackMode": "off",
+            "revision": revision or mirror.git.out("rev-parse", mirror.branch), "invalid": True}

@@ -9,43 +9,16 @@ sees it, and NaN/Infinity are refused.
 from __future__ import annotations
 
 import json
-import re
 
 from ..spec.units import is_dns1123_label
+from ..jsondepth import depth_ok
 from ..types import GitSha
 
 MAX_DEPTH = 32
-_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
 
 
 class BadPayload(ValueError):
     """400: the message names the field (never echoes its value)."""
-
-
-def _depth_ok(raw: bytes) -> bool:
-    """Bracket depth outside strings stays ≤ MAX_DEPTH. One pass over structural bytes."""
-    depth, in_string, escaped = 0, False, False
-    for m in _STRUCTURE.finditer(raw):
-        c = m.group()
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == b"\\":
-                # A backslash escapes the next byte; only a quote or a backslash there is a
-                # structural byte this loop would see next, so only then is it skipped.
-                escaped = raw[m.end():m.end() + 1] in (b'"', b"\\")
-            elif c == b'"':
-                in_string = False
-            continue
-        if c == b'"':
-            in_string = True
-        elif c in (b"[", b"{"):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return False
-        elif c in (b"]", b"}"):
-            depth -= 1
-    return True
 
 
 def _no_constants(name: str):
@@ -53,7 +26,7 @@ def _no_constants(name: str):
 
 
 def parse(raw: bytes):
-    if not _depth_ok(raw):
+    if not depth_ok(raw, MAX_DEPTH):
         raise BadPayload(f"body nests deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(raw, parse_constant=_no_constants)

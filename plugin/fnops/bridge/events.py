@@ -6,9 +6,12 @@ sink ever sees a value of a type it did not expect."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
+from ..lazyre import LazyRe
+from ..types import GitSha
 from .door import BadPayload, Fields
 
 FUNCTION_LABEL = "fnops.dev/function"
@@ -18,26 +21,22 @@ ENVIRONMENT_LABEL = "fnops.dev/environment"
 SLO_ALERTS = ("FnopsErrorBudgetFastBurn", "FnopsLatencyBudgetFastBurn")
 PHASES = ("", "Running", "Terminating", "Failed", "Error", "Succeeded")
 HEALTH = ("", "Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
+# One trigger and template per event (notifications/argocd-notifications-cm.yaml); the
+# template names it, the bridge never infers it from the state.
+ARGOCD_EVENTS = ("syncing", "deployed", "degraded", "sync-failed", "render-failed")
+# The objects fnops renders that run the release's image (render: Knative Service or, for
+# deployer: keda, a Deployment, both named after the function).
+WORKLOADS = (("serving.knative.dev", "Service"), ("apps", "Deployment"))
+TIMESTAMP = LazyRe(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+# The CMP's stderr at the end of a ComparisonError, however each Argo CD version wraps it:
+# cmpserver's CmdError is "`<command>` failed <cause>: <stderr>" (cmpserver/plugin/plugin.go).
+CMP_FAILED = LazyRe(r"(?s)`([^`]*)` failed ((?:exit status \d+|signal: [\w ]+))(?:: (.*))?")
 
-__all__ = ["BadPayload", "UnknownApp", "from_argocd", "from_alertmanager", "SLO_ALERTS"]
+__all__ = ["BadPayload", "UnknownApp", "from_argocd", "from_alertmanager", "SLO_ALERTS", "ARGOCD_EVENTS"]
 
 
 class UnknownApp(ValueError):
     """422: valid JSON, but not an fnops application."""
-
-
-def argocd_kind(phase: str, health: str) -> str:
-    if phase in ("Error", "Failed"):
-        return "sync-failed"
-    if health == "Degraded":
-        return "degraded"
-    if phase in ("Running", "Terminating"):
-        return "syncing"
-    if phase == "Succeeded" and health == "Healthy":
-        return "deployed"
-    if phase == "Succeeded":
-        return "syncing"  # synced, not yet healthy (Progressing)
-    return "unknown"
 
 
 def _choice(f: Fields, key: str, choices) -> str:
@@ -47,6 +46,95 @@ def _choice(f: Fields, key: str, choices) -> str:
     return v
 
 
+def _timestamp(f: Fields, key: str) -> str:
+    """A metav1.Time as Argo CD writes it (RFC 3339), or ""."""
+    v = f.text(key, max_len=40)
+    if v and not TIMESTAMP.fullmatch(v):
+        raise BadPayload(f"field {f._name(key)} must be an RFC 3339 time")
+    return v
+
+
+def epoch(ts: str) -> float | None:
+    if not ts:
+        return None
+    try:
+        return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _sha_or_empty(f: Fields, key: str) -> str:
+    """A revision that may be a branch name (a failed comparison keeps targetRevision): "" then."""
+    v = f.text(key, max_len=256)
+    try:
+        return str(GitSha(v)) if v else ""
+    except ValueError:
+        return ""
+
+
+def _history(f: Fields) -> list[dict]:
+    out = []
+    for i, h in enumerate(f.items("history", max_items=100)):
+        hf = Fields(h, f"history[{i}].")
+        hid = hf.obj.get("id", 0)
+        if not isinstance(hid, int) or isinstance(hid, bool):
+            raise BadPayload(f"field 'history[{i}].id' must be an integer")
+        out.append({"id": hid, "revision": hf.revision("revision"), "startedAt": _timestamp(hf, "deployStartedAt")})
+    return sorted(out, key=lambda h: h["id"])
+
+
+def argo_rollback(automated: bool, revision: str, started: str, history: list[dict]) -> bool:
+    """An operation Argo CD started to roll back: a user's (never auto-sync's) sync of a
+    revision the history holds as an earlier deployment than the one it replaces. Decided
+    from fields every version sets (history, initiatedBy, operation.sync.revision) — not from
+    operation.sync.source, which every sync carries since 3.2. A re-sync of what runs is not
+    one; a manual sync to an older commit that never ran is not either (the superseded guard
+    still keeps it from being rolled back)."""
+    if automated or not revision:
+        return False
+    prior = [h for h in history if not (started and h["startedAt"] == started)]
+    return bool(prior) and prior[-1]["revision"] != revision and any(h["revision"] == revision for h in prior)
+
+
+def _resources(f: Fields) -> tuple[str, list[dict]]:
+    """(where resource health is: "inline" | "appTree", the Degraded resources)."""
+    where = f.text("resourceHealthSource", max_len=32) or "inline"
+    degraded = []
+    for i, r in enumerate(f.items("resources", max_items=1000)):
+        rf = Fields(r, f"resources[{i}].")
+        health = Fields(rf.mapping("health", max_items=8), f"resources[{i}].health.")
+        if health.text("status", max_len=32) != "Degraded":
+            continue
+        if len(degraded) < 16:
+            degraded.append({"group": rf.text("group", max_len=253), "kind": rf.text("kind", max_len=63),
+                             "name": rf.text("name", max_len=253), "namespace": rf.text("namespace", max_len=63),
+                             "message": health.free_text("message", 500)})
+    return ("appTree" if where == "appTree" else "inline"), degraded
+
+
+def _comparison_error(f: Fields) -> tuple[str, str]:
+    """(since, message) of the ComparisonError condition, ("", "") without one."""
+    for i, c in enumerate(f.items("conditions", max_items=64)):
+        cf = Fields(c, f"conditions[{i}].")
+        if cf.text("type", max_len=64) == "ComparisonError":
+            return _timestamp(cf, "lastTransitionTime"), cf.free_text("message", 8000)
+    return "", ""
+
+
+def render_error(message: str) -> str:
+    """The one line fnops render wrote to stderr, out of Argo CD's wrapping; failing that,
+    the innermost gRPC description, so the reason is still short."""
+    m = None
+    for m in CMP_FAILED.finditer(message):
+        pass
+    if m:
+        stderr = (m.group(3) or "").strip()
+        line = stderr.splitlines()[0].strip() if stderr else ""
+        return line or f"`{m.group(1)}` failed: {m.group(2)}"
+    tail = message.rsplit("desc = ", 1)[-1].strip()
+    return tail.splitlines()[0] if tail else ""
+
+
 def from_argocd(body) -> dict:
     f = Fields(body)
     app = f.text("app", required=True, max_len=253)
@@ -54,24 +142,55 @@ def from_argocd(body) -> dict:
     raw_fn, raw_env = labels.obj.get(FUNCTION_LABEL), labels.obj.get(ENVIRONMENT_LABEL)
     if not raw_fn or not raw_env:
         raise UnknownApp(f"the application has no {FUNCTION_LABEL}/{ENVIRONMENT_LABEL} labels")
+    kind = f.text("event", required=True, max_len=32)
+    if kind not in ARGOCD_EVENTS:
+        raise BadPayload(f"field 'event' must be one of {', '.join(ARGOCD_EVENTS)}")
     fn, env = labels.label(FUNCTION_LABEL), labels.label(ENVIRONMENT_LABEL)
-    revision = f.revision("operationRevision") or f.revision("syncRevision")
     phase, health = _choice(f, "phase", PHASES), _choice(f, "health", HEALTH)
-    kind = argocd_kind(phase, health)
+    started, finished, since = _timestamp(f, "startedAt"), _timestamp(f, "finishedAt"), _timestamp(f, "healthSince")
+    operation, synced = f.revision("operationRevision"), f.revision("syncedRevision")
+    automated = f.obj.get("automated")
+    if automated is not None and not isinstance(automated, dict):
+        raise BadPayload("field 'automated' must be an object or null")
+    # An absent `automated` is a manual app; `enabled: false` (3.1+) switches it off too.
+    auto_sync = automated is not None and automated.get("enabled", True) is not False
     initiated = Fields(f.mapping("initiatedBy", max_items=8), "initiatedBy.")
+    by_controller = initiated.flag("automated")
+    history = _history(f)
+    resource_health, degraded = _resources(f)
     images = [i for i in f.items("images", max_items=64) if isinstance(i, str) and len(i) <= 512]
+    if kind == "syncing":  # no syncResult yet: the operation names what it syncs
+        revision = operation or synced
+    elif kind == "render-failed":
+        revision = _sha_or_empty(f, "syncRevision")
+    else:
+        revision = synced or operation
+    message = f.free_text("message")
+    if kind == "render-failed":
+        cond_since, cond_message = _comparison_error(f)
+        message = render_error(cond_message) or "manifest generation failed"
+        happened, ident = cond_since, f"{cond_since}:{hashlib.sha256(cond_message.encode()).hexdigest()[:12]}"
+    elif kind == "degraded":
+        message = "; ".join(f"{r['kind']} {r['name']}: {r['message']}" if r["message"] else f"{r['kind']} {r['name']}"
+                            for r in degraded) or "degraded"
+        happened, ident = since or finished, f"{finished}:{since}"
+    else:
+        happened = ident = started if kind == "syncing" else finished
     event = {
         "source": "argocd", "kind": kind, "app": app, "function": fn, "environment": env,
         "revision": revision, "namespace": f.text("destinationNamespace", max_len=63),
         "appNamespace": f.text("appNamespace", max_len=63), "phase": phase,
-        "health": health, "syncStatus": f.text("syncStatus", max_len=32),
-        "message": f.free_text("message") or f.free_text("healthMessage"),
-        "finishedAt": f.text("finishedAt", max_len=64), "rollback": f.flag("rollback"),
-        "initiatedBy": {"username": initiated.text("username", max_len=256), "automated": initiated.flag("automated")},
-        "images": images,
+        "health": health, "syncStatus": f.text("syncStatus", max_len=32), "message": message,
+        "startedAt": started, "finishedAt": finished, "healthSince": since, "happenedAt": happened, "autoSync": auto_sync,
+        "rollback": argo_rollback(by_controller, operation or synced, started, history),
+        "initiatedBy": {"username": initiated.text("username", max_len=256), "automated": by_controller},
+        "images": images, "resourceHealth": resource_health, "degradedResources": degraded,
     }
-    # Argo CD may notify the same (app, revision, trigger) more than once: one key folds them.
-    event["key"] = f"argocd:{app}:{revision}:{kind}"
+    # One event per operation (syncing: its start; deployed, sync-failed: its end), per health
+    # transition after it (degraded) and per ComparisonError (render-failed): Argo CD sends an
+    # event again until the bridge accepts it, and the catch-up may read it once more — the
+    # key folds every repeat.
+    event["key"] = f"argocd:{app}:{revision}:{kind}:{ident}"
     return event
 
 

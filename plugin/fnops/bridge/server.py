@@ -41,6 +41,7 @@ def serve(config_path: str) -> None:
     app.ready = lambda: lanes.alive() and store.healthy()
     lanes.start()
     janitor.start()
+    catch_up = _catch_up(cfg, lanes)
     logging.getLogger("fnops.bridge").info("listening on %s:%s, store %s, sinks: %s", cfg.host, cfg.port, store.name,
                                            ", ".join(sinks))
     try:
@@ -49,10 +50,28 @@ def serve(config_path: str) -> None:
                     timeout_graceful_shutdown=10, http=guard.protocol_class(), timeout_keep_alive=cfg.http.keep_alive,
                     backlog=backlog)
     finally:
+        if catch_up:
+            catch_up.stop()
         janitor.stop()
         lanes.stop()
         lanes.join(15)
         store.close()
+
+
+def _catch_up(cfg, lanes):
+    """What Argo CD sent while the bridge was away, read back before the door opens (so it
+    comes first in each function's order), then again every interval (bridge/catchup.py)."""
+    from .catchup import CatchUp, KubernetesApplications, in_cluster_url
+
+    c = cfg.catch_up
+    if c is None:
+        return None
+    source = KubernetesApplications(c.url or in_cluster_url(), cfg.origins.application_namespace,
+                                    token_file=c.token_file, token=c.token, ca_file=c.ca_file)
+    catch_up = CatchUp(source, lanes.accept, cfg.origins, c.interval, c.max_age)
+    catch_up.pass_logged()
+    catch_up.start()
+    return catch_up
 
 
 # File descriptors the bridge needs besides its HTTP connections: the outbox (SQLite and its

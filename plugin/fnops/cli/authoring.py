@@ -117,7 +117,7 @@ def run(function, env, variables, env_file, functions_dir, port, host, reload):
     image uses, its env: and overlay applied; restart on every change.
 
     A reload starts the new server before the old one stops (no refused connection); one
-    that does not start is reported and the old one keeps serving. Without --reload, a
+    that does not start is reported and the old one keeps serving. With --no-reload, a
     server that stops ends `fnops run` with exit 1. `fnops invoke FUNCTION` finds it."""
     from ..local.run import serve, variable
 

@@ -4,6 +4,7 @@ function of `fnops.delivery`, and prints."""
 from __future__ import annotations
 
 import os
+import re
 
 import click
 
@@ -154,13 +155,28 @@ def rollback(function, env, reason, output, **g):
 @click.option("--cache-from", multiple=True, metavar="SPEC", help="docker builder: buildx cache sources.")
 @click.option("--cache-to", multiple=True, metavar="SPEC", help="docker builder: buildx cache exports.")
 @click.option("--buildx-builder", metavar="NAME", help="docker builder: the buildx builder instance to use.")
-@click.option("--provenance", is_flag=True, help="docker builder: attach SLSA provenance attestations.")
+@click.option("--provenance", is_flag=False, flag_value="true", default=None, metavar="[true|false|ATTRS]",
+              help="docker builder: attach SLSA provenance (alone or true: buildx's min mode; or attributes such as "
+                   "mode=max). Default: none, so the pinned digest repeats.")
+@click.option("--default-provenance", metavar="ATTRS", help="docker builder: provenance for builders that can attach "
+              "it when --provenance is not given (the action passes build-push-action's default); buildah: none.")
 @click.option("--sbom", is_flag=True, help="docker builder: attach an SBOM attestation.")
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=FILE|env=VAR",
+              help="A build secret for RUN --mount=type=secret (repeatable; buildah and buildx syntax).")
+@click.option("--ssh", "ssh", multiple=True, metavar="default|ID=PATH",
+              help="An SSH agent socket or key for RUN --mount=type=ssh (repeatable).")
+@click.option("--target", metavar="STAGE", help="runtime: dockerfile functions: the build stage to build.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Also push each image under this tag of its repository (repeatable); sha-<commit> is always pushed "
+                   "and pinned.")
+@click.option("--annotation", "annotations", multiple=True, metavar="K=V", help="Image manifest annotations "
+              "(repeatable).")
+@click.option("--no-cache", is_flag=True, help="Build without the builder's layer cache.")
 @OUTPUT
 @gitops_flags
 def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_image, dry_run, pin, allow_older,
-         approved, platforms, build_args, labels, cache_from, cache_to, buildx_builder, provenance, sbom, output,
-         **g):
+         approved, platforms, build_args, labels, cache_from, cache_to, buildx_builder, provenance, default_provenance,
+         sbom, secrets, ssh, target, tags, annotations, no_cache, output, **g):
     """Build, push and pin (one commit) every function whose folder differs from the
     source its pin records at the branch tip, or that has no pin yet."""
     import json as _json
@@ -169,14 +185,28 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
 
     source = source_from_environment()
     url = g["gitops_repo"]
+    provenance = _provenance(provenance, "--provenance")
+    default_provenance = _provenance(default_provenance, "--default-provenance")
     if (provenance or sbom) and builder_name != "docker":
-        raise click.BadParameter("attestations need --builder docker", param_hint="--provenance/--sbom")
-    for kv in (*build_args, *labels):
+        raise click.BadParameter("attestations need --builder docker (buildah cannot produce them)",
+                                 param_hint="--provenance/--sbom")
+    for kv in (*build_args, *labels, *annotations):
         if "=" not in kv or kv.startswith("="):
-            raise click.BadParameter(f"'{kv[:60]}' is not KEY=VALUE", param_hint="--build-arg/--label")
+            raise click.BadParameter(f"'{kv[:60]}' is not KEY=VALUE", param_hint="--build-arg/--label/--annotation")
+    for spec in secrets:
+        if not re.search(r"(^|,)id=[^,]+", spec) or not re.search(r"(^|,)(src|source|env)=[^,]+", spec):
+            raise click.BadParameter("want id=ID,src=FILE or id=ID,env=VAR (the value is not shown)",
+                                     param_hint="--secret")
+    for tag in tags:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", tag):
+            raise click.BadParameter(f"'{tag[:60]}' is not a tag (letters, digits, '_', '.', '-'; at most 128; no "
+                                     "repository: each function's own is used)", param_hint="--tag")
+    if target is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", target):
+        raise click.BadParameter(f"'{target[:60]}' is not a build stage name", param_hint="--target")
     options = {"platforms": tuple(p for item in platforms for p in item.split(",") if p), "labels": labels,
                "provenance": provenance, "sbom": sbom, "cache_from": cache_from, "cache_to": cache_to,
-               "instance": buildx_builder}
+               "instance": buildx_builder, "default_provenance": default_provenance or None,
+               "annotations": annotations, "tags": tags, "secrets": secrets, "ssh": ssh, "no_cache": no_cache}
     if since and every:
         raise click.BadParameter("--since and --all exclude each other", param_hint="--all")
     results, sha, pr, plan = run_ship(
@@ -184,7 +214,7 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
         every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
         token=token_from(g["token_env"], url), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
         builder_options=options, plan_only=plan_only, allow_older=allow_older, approved=approved, jobs=jobs,
-        only=tuple(only), extra_build_args=build_args, warn=warn)
+        only=tuple(only), extra_build_args=build_args, warn=warn, target=target)
     planned = [{"function": i.function, "environment": i.environment, "reason": i.reason,
                 "sourceCommit": i.source_commit, "pinnedCommit": i.pinned_commit} for i in plan.items]
     skipped = [{"function": s.function, "environment": s.environment, "why": s.why, "pinnedCommit": s.pinned_commit}
@@ -222,7 +252,25 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
                   digests=_json.dumps({r.function: r.digest for r in results}, sort_keys=True),
                   images=_json.dumps({r.function: r.image for r in results}, sort_keys=True),
                   digest=single.digest or "" if single else "", image=single.image if single else "",
+                  imageid=single.imageid or "" if single else "",
+                  metadata=_json.dumps({r.function: r.metadata or {} for r in results}, sort_keys=True),
                   count=str(len(results)))
+
+
+def _provenance(value, hint):
+    """--provenance as buildx takes it: true, false, or attributes (mode=max,…) -> True,
+    False, the attributes, or None when not given."""
+    if value is None:
+        return None
+    low = value.strip().lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0", ""):
+        return False
+    if not re.fullmatch(r"[a-z][a-z-]*=[^,=\s]+(,[a-z][a-z-]*=[^,=\s]+)*", value.strip()):
+        raise click.BadParameter(f"'{value[:60]}' is not true, false or attributes like mode=max or "
+                                 "mode=min,inline-only=true", param_hint=hint)
+    return value.strip()
 
 
 @cli.command()

@@ -31,6 +31,12 @@ def is_loopback(ref: str) -> bool:
     return bool(_LOOPBACK.match(host))
 
 
+def extra_refs(ref: str, tags) -> list[str]:
+    """`ref` (repository:tag) under each of the extra tags."""
+    repository = ref.rsplit(":", 1)[0]
+    return [f"{repository}:{t}" for t in tags if f"{repository}:{t}" != ref]
+
+
 class BuildError(PermanentError):
     """A build failed; `log` holds the builder's own output, `tail` its last lines."""
 
@@ -109,10 +115,14 @@ class Buildah:
 
     name = "buildah"
 
-    def __init__(self, *, platforms=(), labels=()):
+    def __init__(self, *, platforms=(), labels=(), annotations=(), tags=(), secrets=(), ssh=(), no_cache=False):
         if not shutil.which("buildah"):
             raise UsageError("builder 'buildah' is not installed (apt-get install buildah)")
         self.platforms, self.labels = tuple(platforms), tuple(labels)
+        self.annotations, self.tags, self.secrets, self.ssh = tuple(annotations), tuple(tags), tuple(secrets), tuple(ssh)
+        self.no_cache = no_cache
+        self._ids: dict = {}
+        self._pushed: dict = {}
         self.env = dict(os.environ)
         self.env.setdefault("BUILDAH_ISOLATION", "chroot")
         # The storage driver decides the order of entries in a layer (overlay's native diff
@@ -121,15 +131,28 @@ class Buildah:
         self.exe = ["buildah", "--storage-driver", self.env.get("STORAGE_DRIVER") or "vfs"]
 
     def command(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True,
-                timestamp: int | None = None) -> list[str]:
+                timestamp: int | None = None, target: str | None = None, iidfile: str | None = None) -> list[str]:
         # --identity-label=false: the buildah version is not part of the image, so runners
         # with different buildah releases still agree on the digest. No --layers with a
         # timestamp: buildah's layer cache ignores --timestamp, so a cached layer from
         # another commit's build would make the digest depend on the runner's cache.
-        target = ["--platform", ",".join(self.platforms), "--manifest", ref] if self.platforms else ["-t", ref]
-        args = [*self.exe, "bud", "--identity-label=false", "-f", dockerfile, *target]
+        dest = ["--platform", ",".join(self.platforms), "--manifest", ref] if self.platforms else ["-t", ref]
+        args = [*self.exe, "bud", "--identity-label=false", "-f", dockerfile, *dest]
         for label in self.labels:
             args += ["--label", label]
+        for annotation in self.annotations:
+            args += ["--annotation", annotation]
+        # Secrets and SSH agents are mounted into RUN steps only; they never reach a layer.
+        for secret in self.secrets:
+            args += ["--secret", secret]
+        for agent in self.ssh:
+            args += ["--ssh", agent]
+        if target:
+            args += ["--target", target]
+        if self.no_cache:
+            args.append("--no-cache")
+        if iidfile:
+            args += ["--iidfile", iidfile]
         if timestamp is not None:
             # --timestamp fixes file times and the config; the build arg reaches RUN steps
             # (pip's bytecode), as buildx does with SOURCE_DATE_EPOCH in its environment.
@@ -143,12 +166,19 @@ class Buildah:
         return [*args, ctx]
 
     def build(self, ctx: str, dockerfile: str, ref: str, *, build_args=(), tls_verify=True, scope=None,
-              timestamp: int | None = None, push: bool = True) -> None:
+              timestamp: int | None = None, push: bool = True, target: str | None = None) -> None:
         """Build into local storage; `push` is for builders that push while building."""
-        code, log = _run_builder(self.command(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls_verify,
-                                              timestamp=timestamp), self.env, _label(ref))
-        if code != 0:
-            raise BuildError(f"build of {ref} failed: {_tail(log, 1)}", log)
+        with tempfile.TemporaryDirectory(prefix="fnops-iid-") as d:
+            iidfile = os.path.join(d, "iid")
+            code, log = _run_builder(self.command(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls_verify,
+                                                  timestamp=timestamp, target=target, iidfile=iidfile),
+                                     self.env, _label(ref))
+            if code != 0:
+                raise BuildError(f"build of {ref} failed: {_tail(log, 1)}", log)
+            if os.path.exists(iidfile):
+                with open(iidfile) as f:
+                    iid = f.read().strip()
+                self._ids[ref] = iid if iid.startswith("sha256:") else f"sha256:{iid}"
 
     def push_command(self, ref: str, digestfile: str, *, tls_verify=True) -> list[str]:
         args = ([*self.exe, "manifest", "push", "--all", "--quiet", "--digestfile", digestfile] if self.platforms
@@ -158,14 +188,29 @@ class Buildah:
         return [*args, ref, f"docker://{ref}"]
 
     def push(self, ref: str, *, tls_verify=True) -> Digest:
-        with tempfile.TemporaryDirectory(prefix="fnops-push-") as d:
-            digestfile = os.path.join(d, "digest")
-            p = subprocess.run(self.push_command(ref, digestfile, tls_verify=tls_verify), env=self.env,
-                               capture_output=True, text=True)
-            if p.returncode != 0:
-                raise _push_error("buildah", ref, p.stderr)
-            with open(digestfile) as f:
-                return Digest(f.read().strip())
+        """Push `ref`, then the same image under each extra tag; -> the digest of `ref`."""
+        digest = None
+        for name in (ref, *extra_refs(ref, self.tags)):
+            with tempfile.TemporaryDirectory(prefix="fnops-push-") as d:
+                digestfile = os.path.join(d, "digest")
+                args = self.push_command(ref, digestfile, tls_verify=tls_verify)
+                args[-1] = f"docker://{name}"
+                p = subprocess.run(args, env=self.env, capture_output=True, text=True)
+                if p.returncode != 0:
+                    raise _push_error("buildah", name, p.stderr)
+                with open(digestfile) as f:
+                    digest = digest or Digest(f.read().strip())
+        self._pushed[ref] = digest
+        return digest
+
+    def metadata(self, ref: str) -> dict:
+        """What build-push-action's `metadata` output holds, as far as buildah knows it."""
+        out = {"image.name": ",".join((ref, *extra_refs(ref, self.tags)))}
+        if ref in self._ids:
+            out["containerimage.config.digest"] = self._ids[ref]
+        if self._pushed.get(ref):
+            out["containerimage.digest"] = str(self._pushed[ref])
+        return out
 
     def remove(self, ref: str) -> None:
         if self.platforms:
@@ -178,11 +223,19 @@ class Docker:
 
     name = "docker"
 
-    def __init__(self, *, provenance: bool = False, sbom: bool = False, gha_cache: bool | None = None,
-                 platforms=(), labels=(), cache_from=(), cache_to=(), instance: str | None = None):
+    def __init__(self, *, provenance: bool | str | None = None, sbom: bool = False, gha_cache: bool | None = None,
+                 platforms=(), labels=(), cache_from=(), cache_to=(), instance: str | None = None,
+                 default_provenance: str | None = None, annotations=(), tags=(), secrets=(), ssh=(),
+                 no_cache: bool = False):
         if not shutil.which("docker"):
             raise UsageError("builder 'docker' is not installed")
-        self.provenance, self.sbom = provenance, sbom
+        # provenance: True/False or buildx's attributes ("mode=max"), as asked; None: not asked,
+        # then default_provenance where the builder can attach it (the action passes
+        # build-push-action's default), else none.
+        self.provenance, self.sbom, self.default_provenance = provenance, sbom, default_provenance
+        self.annotations, self.tags, self.secrets, self.ssh = tuple(annotations), tuple(tags), tuple(secrets), tuple(ssh)
+        self.no_cache = no_cache
+        self._metadata: dict = {}
         self.platforms, self.labels, self.instance = tuple(platforms), tuple(labels), instance
         self.cache_from, self.cache_to = tuple(cache_from), tuple(cache_to)
         # The action exposes the cache service (ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL) and sets
@@ -203,14 +256,26 @@ class Docker:
             self._driver = found[0] if p.returncode == 0 and found else ""
         return self._driver
 
+    def provenance_flag(self) -> str:
+        """--provenance=… as asked, else the default where the driver can attach one."""
+        value = self.provenance
+        if value is None:
+            value = self.default_provenance if self.default_provenance and self.driver() != "docker" else False
+        return "true" if value is True else "false" if value is False else str(value)
+
     def reproducibility_warning(self) -> str | None:
         """The default `docker` driver ignores rewrite-timestamp (and cannot export some
         attestations): its digests change from build to build, so say so instead of
-        promising the same digest."""
+        promising the same digest. A provenance attestation records its own build (times,
+        invocation), so the index fnops pins changes with every build too."""
         if self.driver() == "docker":
             return ("docker buildx uses the 'docker' driver, which ignores rewrite-timestamp: these images are not "
                     "reproducible (the same folder gives a new digest each build). Use a docker-container builder "
-                    "(docker/setup-buildx-action, or --builder NAME) or --builder buildah")
+                    "(docker/setup-buildx-action, or --buildx-builder NAME) or --builder buildah")
+        if self.provenance_flag() != "false":
+            return ("a provenance attestation records each build (its time and invocation), so the digest fnops pins "
+                    "(the image index) differs from build to build although the image in it is the same; "
+                    "--provenance false (the action's `provenance: false`) for digests that repeat")
         return None
 
     def check_driver(self) -> None:
@@ -227,14 +292,27 @@ class Docker:
                              "`docker buildx create --driver docker-container --name fnops`) and pass its name as "
                              "--buildx-builder (the action's `builder`), or use --builder buildah")
 
-    def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None) -> list[str]:
+    def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None,
+                target: str | None = None) -> list[str]:
         """The buildx command line. Pushing uses the registry exporter with rewritten file
         timestamps (SOURCE_DATE_EPOCH, set in the environment, gives the rest); a dry run
         uses the cache-only exporter, which pushes and loads nothing."""
         args = ["docker", "buildx", "build", "-f", dockerfile, "-t", ref, "--metadata-file", metadata_file,
-                f"--provenance={'true' if self.provenance else 'false'}", f"--sbom={'true' if self.sbom else 'false'}"]
+                f"--provenance={self.provenance_flag()}", f"--sbom={'true' if self.sbom else 'false'}"]
         if self.instance:
             args[3:3] = ["--builder", self.instance]
+        for extra in extra_refs(ref, self.tags):
+            args += ["-t", extra]
+        for annotation in self.annotations:
+            args += ["--annotation", annotation]
+        for secret in self.secrets:
+            args += ["--secret", secret]
+        for agent in self.ssh:
+            args += ["--ssh", agent]
+        if target:
+            args += ["--target", target]
+        if self.no_cache:
+            args.append("--no-cache")
         if self.platforms:
             args += ["--platform", ",".join(self.platforms)]
         for label in self.labels:
@@ -252,7 +330,7 @@ class Docker:
         return [*args, ctx]
 
     def build(self, ctx, dockerfile, ref, *, build_args=(), tls_verify=True, scope=None,
-              timestamp: int | None = None, push: bool = True) -> None:
+              timestamp: int | None = None, push: bool = True, target: str | None = None) -> None:
         self.check_driver()
         env = dict(os.environ)
         if timestamp is not None:
@@ -260,23 +338,33 @@ class Docker:
         with tempfile.TemporaryDirectory(prefix="fnops-buildx-") as d:
             meta = os.path.join(d, "metadata.json")
             code, text = _run_builder(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope,
-                                                   push=push), env, _label(ref))
+                                                   push=push, target=target), env, _label(ref))
             if code != 0:
                 if "push" in text.lower() and ("unauthorized" in text.lower() or "denied" in text.lower()):
                     raise _push_error("docker", ref, text)
                 raise BuildError(f"build of {ref} failed: {_tail(text, 1)}", text)
-            if push:
+            try:
                 with open(meta) as f:
-                    self._digests[ref] = Digest(json.load(f)["containerimage.digest"])
+                    self._metadata[ref] = json.load(f)
+            except (OSError, ValueError):
+                self._metadata[ref] = {}
+            if push:
+                self._digests[ref] = Digest(self._metadata[ref]["containerimage.digest"])
 
     def push(self, ref: str, *, tls_verify=True) -> Digest:
         return self._digests.pop(ref)  # buildx pushed while building
+
+    def metadata(self, ref: str) -> dict:
+        """buildx's --metadata-file, as build-push-action's `metadata` output holds it."""
+        return dict(self._metadata.get(ref) or {})
 
     def remove(self, ref: str) -> None:
         pass
 
 
 DOCKER_ONLY = ("provenance", "sbom", "gha_cache", "cache_from", "cache_to", "instance")
+# What buildah cannot produce and is only ever a default: dropped, not refused.
+DOCKER_DEFAULTS = ("default_provenance",)
 
 
 def builder(name: str, **kw):
@@ -286,6 +374,8 @@ def builder(name: str, **kw):
     if name == "buildah":
         asked = [k for k in DOCKER_ONLY if kw.get(k)]
         if asked:
-            raise UsageError(f"--{asked[0].replace('_', '-')} needs --builder docker")
-        kw = {k: v for k, v in kw.items() if k not in DOCKER_ONLY}
+            flag = "buildx-builder" if asked[0] == "instance" else asked[0].replace('_', '-')
+            raise UsageError(f"--{flag} needs --builder docker (buildah has no {flag.replace('-', ' ')}); "
+                             "the action's `builder: docker`")
+        kw = {k: v for k, v in kw.items() if k not in DOCKER_ONLY + DOCKER_DEFAULTS}
     return factories[name](**kw)

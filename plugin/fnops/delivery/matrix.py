@@ -23,44 +23,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections import namedtuple
 
 from ..errors import UsageError
 from ..escape import shown
+from ..jsondepth import depth_ok
 from ..types import GitSha, PinnedImage, Repository
 
 MAX_BYTES = 1 << 20  # a row per function is well under 1 KiB
 MAX_DEPTH = 8  # {"functions": [{…}]} and {"plan": [{…}]} are 3 levels deep
 FORMAT = "the output of `fnops ship --no-pin --output json`"
-_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
 
 Built = namedtuple("Built", "function image where")
-
-
-def _depth_ok(raw: bytes, limit: int) -> bool:
-    """Bracket depth outside strings stays within `limit`: one pass over structural bytes."""
-    depth, in_string, escaped = 0, False, False
-    for m in _STRUCTURE.finditer(raw):
-        c = m.group()
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == b"\\":
-                # Only a quote or a backslash after it is a structural byte this loop sees next.
-                escaped = raw[m.end():m.end() + 1] in (b'"', b"\\")
-            elif c == b'"':
-                in_string = False
-        elif c == b'"':
-            in_string = True
-        elif c in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return False
-        else:
-            depth -= 1
-    return True
 
 
 def _no_constant(name: str):
@@ -81,7 +56,7 @@ def read_json(path: str, what: str = FORMAT):
         raw = f.read(MAX_BYTES + 1)
     if len(raw) > MAX_BYTES:
         raise UsageError(f"{name}: larger than {MAX_BYTES >> 10} KiB; not {what}")
-    if not _depth_ok(raw, MAX_DEPTH):
+    if not depth_ok(raw, MAX_DEPTH):
         raise UsageError(f"{name}: nests deeper than {MAX_DEPTH} levels; not {what}")
     try:
         return json.loads(raw, parse_constant=_no_constant)

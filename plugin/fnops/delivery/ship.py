@@ -18,7 +18,9 @@ from ..errors import SpecError, UsageError
 from ..types import GitSha, PinnedImage, Repository
 from .detect import all_functions, changed_functions, repo_root
 
-Shipped = namedtuple("Shipped", "function environment image digest pushed reason")
+# imageid and metadata: build-push-action's outputs of the same names, per function.
+Shipped = namedtuple("Shipped", "function environment image digest pushed reason imageid metadata",
+                     defaults=(None, None))
 Plan = namedtuple("Plan", "items skipped")
 
 
@@ -61,11 +63,13 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
          gitops_repo: str | None = None, branch: str | None = None, token: str | None = None, source=None,
          builder=None, publish_kwargs=None, pin: bool = True, mode: str | None = None,
          github_repo: str | None = None, builder_options=None, plan_only: bool = False, allow_older: bool = False,
-         approved: bool = False, jobs: int | None = None, only: tuple = (), extra_build_args=(), warn=None):
+         approved: bool = False, jobs: int | None = None, only: tuple = (), extra_build_args=(), warn=None,
+         target: str | None = None):
     """-> (list[Shipped], commit sha | None, pull request URL | None, Plan). `warn(Problem |
     str)` hears what builds but may not rebuild the same (unpinned requirements, a builder
     that cannot build reproducibly)."""
     from . import commits, ledger, origin, pins, runtimes
+    from .runtimes.requirements import unpinned as unpinned_requirements
     from ..spec import load_function
     from .build import builder as make_builder
     from .build import is_loopback
@@ -113,7 +117,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         work.append((fn, f"{repo}:sha-{head[:7]}"))
     for fn, _ in work:
         if fn.runtime.startswith("python") and warn is not None:
-            for problem in runtimes.requirements.unpinned(fn.folder):
+            for problem in unpinned_requirements(fn.folder):
                 warn(problem)
     if plan_only or not work:
         return [], None, None, plan
@@ -132,23 +136,26 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         tls = not (is_loopback(ref) or (base_image and is_loopback(base_image)))
         b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}",
                 timestamp=source_date_epoch(history, head, os.path.join(functions_dir, os.path.basename(os.path.normpath(fn.folder)))),
-                push=not dry_run)
+                push=not dry_run, **({"target": target} if target and fn.runtime == "dockerfile" else {}))
         built.append((fn, ref, tls))
         return fn, ref, tls
 
     try:
         done = _parallel([lambda fn=fn, ref=ref: build_one(fn, ref) for fn, ref in work], jobs)
         if dry_run:
-            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name]) for fn, ref, _ in done], None, None, plan
+            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name], *_metadata(b, ref))
+                    for fn, ref, _ in done], None, None, plan
         digests = _parallel([lambda ref=ref, tls=tls: b.push(ref, tls_verify=tls) for _, ref, tls in done], jobs)
         pushed = [(fn, PinnedImage.parse(f"{ref}@{digest}")) for (fn, ref, _), digest in zip(done, digests)]
+        meta = {fn.name: _metadata(b, ref) for fn, ref, _ in done}
     finally:
         for ctx in contexts:
             shutil.rmtree(ctx, ignore_errors=True)
         for _, ref, _ in built:
             b.remove(ref)
 
-    results = [Shipped(fn.name, env, str(img), str(img.digest), True, reasons[fn.name]) for fn, img in pushed]
+    results = [Shipped(fn.name, env, str(img), str(img.digest), True, reasons[fn.name], *meta[fn.name])
+               for fn, img in pushed]
     if not pin:
         return results, None, None, plan
     if not source.time:
@@ -162,6 +169,12 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
                                      github_repo=github_repo)
     results, plan = settle(results, plan, ops)
     return results, sha, pr, plan
+
+
+def _metadata(b, ref: str) -> tuple:
+    """-> (image ID, the builder's metadata) of a build, as far as the builder tells."""
+    meta = b.metadata(ref) if hasattr(b, "metadata") else {}
+    return meta.get("containerimage.config.digest"), meta or None
 
 
 OUTCOMES = {"unchanged": "unchanged (same digest)", "pinned-newer": "pinned-newer"}

@@ -34,6 +34,9 @@ def collect(root: str, functions_dir: str, history=None, head: str | None = None
         except SpecError as e:
             rows.append({"function": name, "environment": "", "image": None, "problem": str(e.problems[0])})
             continue
+        if not envs:  # never shipped and no overlay: still a function, shown as not pinned anywhere
+            rows.append({"function": name, "environment": "", "image": None, "sourceCommit": None, "releasedAt": None,
+                         "rollbackOf": None, "problem": None, "stale": None, "note": "not pinned in any environment"})
         for env in envs:
             row = {"function": name, "environment": env, "image": None, "sourceCommit": None,
                    "releasedAt": None, "rollbackOf": None, "problem": None, "stale": None}
@@ -57,6 +60,8 @@ def table(rows: list[dict]) -> str:
     body = []
     for r in rows:
         notes = [r["problem"]] if r["problem"] else []
+        if r.get("note"):
+            notes.append(r["note"])
         if r.get("rollbackOf"):
             notes.append(f"rollback of {short(r['rollbackOf'])}")
         if r.get("stale"):

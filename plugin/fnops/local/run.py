@@ -197,6 +197,10 @@ _CHATTER = re.compile(r"^INFO:?\s+(Started server process|Waiting for applicatio
 _ACCESS = "INFO fnops.access: "
 
 
+def _reason(why) -> str | None:
+    return _one_line(why) if isinstance(why, FnopsError) else why
+
+
 def _one_line(e: FnopsError) -> str:
     """The last line of an error (a build error's own tail comes before it)."""
     lines = e.format().splitlines() or [str(e)]
@@ -550,7 +554,7 @@ class Loop:
                 runner.prepare(fn)
             child = runner.start(fn)
         except FnopsError as e:
-            return None, _one_line(e)
+            return None, e  # the folder's own problem (a build, a link out of it): its own exit code
         why = child.wait_ready(self.stopping)
         if why is None:
             if child.relay is not None:
@@ -582,10 +586,12 @@ class Loop:
             child, why = self.launch(runner, fn)
             label = f"{fn.name} [{self.env or 'no environment'}]"
             if child is None:
-                if not self.reload or self.stopping:
-                    self.say(f"{fn.name} did not start: {why}")
-                    return 1
+                if isinstance(why, FnopsError) and not self.reload:
+                    raise why
+                why = _reason(why)
                 self.say(f"{fn.name} did not start: {why}")
+                if not self.reload or self.stopping:
+                    return 1
                 self.say(f"waiting for a change to {self.folder} to try again; {url} answers 503 until then "
                          "(ctrl-c to stop)")
                 self.down(fn.name, why)
@@ -636,6 +642,10 @@ class Loop:
             self.say(e.format())
             self.say("still serving the previous version" if old is not None else "still waiting for a change")
             return old, fn
+        if (new_fn.runtime == "dockerfile") != (fn.runtime == "dockerfile"):
+            self.say(f"runtime changed from {fn.runtime} to {new_fn.runtime}: restart fnops run to serve it"
+                     + ("; still serving the previous version" if old is not None else ""))
+            return old, fn
         if old is not None and not runner.overlap:
             try:
                 runner.prepare(new_fn)  # the build, while the old container serves
@@ -647,6 +657,7 @@ class Loop:
         else:
             self.up()
             child, why = self.launch(runner, new_fn)
+        why = _reason(why)
         if child is None:
             if old is not None and old.running():
                 self.say(f"reload failed, still serving the previous version: {why}")

@@ -71,3 +71,20 @@ def container(fn: Function, image: str, *, name: str, extra_env=(), ports=None, 
 
 def service_ref(fn: Function) -> dict:
     return {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": fn.name}}
+
+
+def delivery(d) -> dict | None:
+    """Eventing's DeliverySpec from a spec Delivery; None when it sets nothing."""
+    if d is None:
+        return None
+    out: dict = {}
+    if d.dead_letter is not None:
+        out["deadLetterSink"] = ({"uri": d.dead_letter} if "://" in d.dead_letter else
+                                 {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": d.dead_letter}})
+    if d.retry is not None:
+        out["retry"] = d.retry
+    if d.backoff_policy is not None:
+        out["backoffPolicy"] = d.backoff_policy
+    if d.backoff_delay is not None:
+        out["backoffDelay"] = d.backoff_delay
+    return out or None

@@ -1,27 +1,47 @@
 """`deployer: keda`: a plain Deployment scaled by one KEDA ScaledObject, with the HTTP
-add-on when the function serves HTTP.
+add-on when the function serves HTTP and a KafkaSource per kafka trigger.
 
 KEDA allows one ScaledObject per Deployment, so HTTP scaling joins the other triggers as
 an `external-push` trigger and the HTTPScaledObject is told not to create its own.
+
+Nothing reaches a Deployment scaled to zero but through something that waits for it
+(upstream-review F8, F9): HTTP enters by Service `<fn>`, an ExternalName of the add-on's
+interceptor, which holds the request until a pod is ready (the workload's own Service is
+`<fn>-app`); Kafka records reach the handler through a KafkaSource consuming the very group
+the ScaledObject measures, retrying while the Deployment starts.
 """
 
 from __future__ import annotations
 
 from ..spec.model import CronTrigger, Function, KafkaTrigger, Release
 from ..spec.units import format_number
-from . import common
+from . import common, eventing
 from .options import RenderOptions
 
 PORT = 8080
 SKIP_SO = "httpscaledobject.keda.sh/skip-scaledobject-creation"
+# Scaling from zero takes KEDA's polling interval (30 s) plus a pod start; without retries a
+# record the dispatcher cannot deliver is dropped and its offset committed, so the lag that
+# would wake the Deployment never shows. 1+2+…+128 s ≈ 4 min of retries.
+COLD_START_DELIVERY = {"retry": 8, "backoffPolicy": "exponential", "backoffDelay": "PT1S"}
+
+
+def app_name(fn: Function) -> str:
+    return f"{fn.name}-app"
 
 
 def objects(fn: Function, release: Release, opts: RenderOptions) -> list:
     http = fn.visibility != "none"
-    out = [deployment(fn, release, opts)]
+    kafka = any(isinstance(t, KafkaTrigger) for t in fn.triggers)
+    out = [deployment(fn, release, opts, serves=http or kafka)]
+    if http or kafka:
+        out.append(service(fn, opts))
     if http:
-        out += [service(fn, opts), http_scaled_object(fn, opts)]
+        out += [entry_service(fn, opts), http_scaled_object(fn, opts)]
     out.append(scaled_object(fn, opts, http))
+    sink = {"ref": {"apiVersion": "v1", "kind": "Service", "name": app_name(fn)}}
+    out += [eventing.kafka_source(fn, t, name, opts, sink=sink, default_delivery=COLD_START_DELIVERY)
+            for t, name in eventing.names(fn) if isinstance(t, KafkaTrigger)]
     return out
 
 
@@ -29,10 +49,9 @@ def _selector(fn: Function) -> dict:
     return {"app.kubernetes.io/name": fn.name}
 
 
-def deployment(fn: Function, release: Release, opts: RenderOptions) -> dict:
-    http = fn.visibility != "none"
-    ports = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}] if http else None
-    probe = {"tcpSocket": {"port": PORT}} if http else None
+def deployment(fn: Function, release: Release, opts: RenderOptions, *, serves: bool) -> dict:
+    ports = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}] if serves else None
+    probe = {"tcpSocket": {"port": PORT}} if serves else None
     c = common.container(fn, str(release.image), name="function", extra_env=(("PORT", str(PORT)),),
                          ports=ports, probe=probe)
     return {
@@ -51,10 +70,11 @@ def deployment(fn: Function, release: Release, opts: RenderOptions) -> dict:
 
 
 def service(fn: Function, opts: RenderOptions) -> dict:
+    """The pods themselves: what the interceptor and a KafkaSource deliver to."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": common.metadata(fn.name, fn, opts),
+        "metadata": common.metadata(app_name(fn), fn, opts),
         "spec": {
             "selector": _selector(fn),
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
@@ -62,11 +82,33 @@ def service(fn: Function, opts: RenderOptions) -> dict:
     }
 
 
+def entry_service(fn: Function, opts: RenderOptions) -> dict:
+    """`<fn>` for callers: a DNS alias of the interceptor, which routes by Host header. An
+    ExternalName maps no ports, so callers use the interceptor's (8080 by default)."""
+    host, port = opts.interceptor
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(fn.name, fn, opts),
+        "spec": {"type": "ExternalName", "externalName": host,
+                 "ports": [{"name": "http", "port": port, "protocol": "TCP"}]},
+    }
+
+
+def hosts(fn: Function, opts: RenderOptions) -> list:
+    """The folder's hosts plus the names callers in the cluster reach `<fn>` by. The
+    interceptor's routing table is cluster-wide, so only namespace-qualified names: a bare
+    `<fn>` would collide with the same function in another environment."""
+    own = [f"{fn.name}.{opts.namespace}", f"{fn.name}.{opts.namespace}.svc",
+           f"{fn.name}.{opts.namespace}.svc.cluster.local"] if opts.namespace else [fn.name]
+    return list(dict.fromkeys([*fn.hosts, *own]))
+
+
 def http_scaled_object(fn: Function, opts: RenderOptions) -> dict:
     s = fn.scale
     spec: dict = {
-        "hosts": list(fn.hosts) or [fn.name],
-        "scaleTargetRef": {"name": fn.name, "service": fn.name, "port": 80},
+        "hosts": hosts(fn, opts),
+        "scaleTargetRef": {"name": fn.name, "service": app_name(fn), "port": 80},
         "replicas": {"min": s.min, **({"max": s.max} if s.max else {})},
     }
     if s.scale_down_delay is not None:
@@ -90,7 +132,9 @@ def scaled_object(fn: Function, opts: RenderOptions, http: bool) -> dict:
     if http and s.metric in ("concurrency", "rps"):
         triggers.append({"type": "external-push",
                          "metadata": {"scalerAddress": opts.keda_http_scaler, "httpScaledObject": fn.name}})
-    if s.metric in ("cpu", "memory"):
+    if s.metric in ("cpu", "memory") and s.memory_target is not None:
+        triggers.append({"type": s.metric, "metricType": "AverageValue", "metadata": {"value": s.memory_target}})
+    elif s.metric in ("cpu", "memory"):
         triggers.append({"type": s.metric, "metricType": "Utilization",
                          "metadata": {"value": format_number(s.target if s.target is not None else 80)}})
     if s.metric == "prometheus":

@@ -38,8 +38,12 @@ def autoscaling_annotations(fn: Function) -> dict:
         ann[A + "metric"] = metric
     if s.target is not None:
         ann[A + "target"] = format_number(s.target)
-    ann[A + "min-scale"] = str(s.min)
-    ann[A + "max-scale"] = str(s.max)
+    # Only bounds the folder wrote: the platform's min-scale/max-scale defaults and its
+    # max-scale-limit (which refuses max-scale 0) decide the rest.
+    if s.min_set:
+        ann[A + "min-scale"] = str(s.min)
+    if s.max_set:
+        ann[A + "max-scale"] = str(s.max)
     if s.initial is not None:
         ann[A + "initial-scale"] = str(s.initial)
     if s.window is not None:

@@ -8,10 +8,13 @@ from collections import namedtuple
 from ..spec.platform import Platform
 
 DEFAULT_HTTP_SCALER = "keda-add-ons-http-external-scaler.keda:9090"
+# Where the HTTP add-on's interceptor proxy listens (its Helm chart's defaults).
+DEFAULT_HTTP_INTERCEPTOR = "keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080"
 
 
-class RenderOptions(namedtuple("RenderOptions", "namespace part_of keda_http_scaler platform",
-                               defaults=(None, "functions", DEFAULT_HTTP_SCALER, Platform()))):
+class RenderOptions(namedtuple("RenderOptions", "namespace part_of keda_http_scaler platform keda_http_interceptor",
+                               defaults=(None, "functions", DEFAULT_HTTP_SCALER, Platform(),
+                                         DEFAULT_HTTP_INTERCEPTOR))):
     """platform: what the platform lets a folder ask for (wildcard hosts, Prometheus servers,
     secrets) and what it runs (the Knative metrics generation, where monitoring objects go):
     read from the sidecar's own environment only, see spec/platform.py."""
@@ -49,4 +52,27 @@ class RenderOptions(namedtuple("RenderOptions", "namespace part_of keda_http_sca
             part_of=get("FNOPS_PART_OF", "functions"),
             keda_http_scaler=get("FNOPS_KEDA_HTTP_SCALER", DEFAULT_HTTP_SCALER),
             platform=Platform.from_environ(environ),
+            keda_http_interceptor=_host_port("FNOPS_KEDA_HTTP_INTERCEPTOR",
+                                             get("FNOPS_KEDA_HTTP_INTERCEPTOR", DEFAULT_HTTP_INTERCEPTOR)),
         )
+
+    @property
+    def interceptor(self) -> tuple:
+        """(host, port) of the HTTP add-on's interceptor proxy."""
+        host, _, port = self.keda_http_interceptor.rpartition(":")
+        return host, int(port)
+
+
+def _host_port(name: str, value: str) -> str:
+    """A DNS name and a port: it becomes an ExternalName Service's target."""
+    from ..spec.units import is_dns1123_subdomain
+
+    host, sep, port = value.rpartition(":")
+    if not sep or not is_dns1123_subdomain(host) or not port.isascii() or not port.isdigit() or len(port) > 5 \
+            or not 1 <= int(port) <= 65535:
+        from ..errors import UsageError
+        from ..escape import shown
+
+        raise UsageError(f"{name}='{shown(value)}' is not host:port (a lowercase DNS name and a port 1–65535, "
+                         f"e.g. {DEFAULT_HTTP_INTERCEPTOR})")
+    return value

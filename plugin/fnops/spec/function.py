@@ -3,7 +3,6 @@ otherwise make later (see shared/reference/knative-keda-rules.md)."""
 
 from __future__ import annotations
 
-import json
 import os
 from ..lazyre import LazyRe
 
@@ -11,22 +10,9 @@ from ..yamldoc import Doc
 from . import units
 from .units import shown
 from .check import Checker
-from .limits import (
-    MAX_CONSUMER_GROUP,
-    MAX_CRON,
-    MAX_ENV,
-    MAX_ENV_FROM,
-    MAX_ENVIRONMENTS,
-    MAX_FILTER,
-    MAX_HOSTPORT,
-    MAX_HOSTS,
-    MAX_KAFKA_SERVERS,
-    MAX_KAFKA_TOPICS,
-    MAX_KEDA_SCALERS,
-    MAX_TOPIC,
-    MAX_TRIGGERS,
-)
+from .limits import MAX_ENV, MAX_ENV_FROM, MAX_ENVIRONMENTS, MAX_HOSTS, MAX_KEDA_SCALERS
 from .platform import Platform
+from .triggers import triggers as _triggers
 from .model import (
     BURNS,
     DEPLOYERS,
@@ -38,7 +24,6 @@ from .model import (
     SLO_DEFAULTS,
     VISIBILITIES,
     CronTrigger,
-    EventTrigger,
     Function,
     KafkaTrigger,
     Scale,
@@ -60,13 +45,6 @@ MAX_NAME = 63 - 1 - REVISION_HASH_LEN  # revision `<name>-<hash>` must fit a lab
 # ASCII classes throughout: \d and \w in a str pattern also match '٣', '３' or 'é'.
 _HANDLER = LazyRe(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*")
 _ENV_NAME = LazyRe(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-_CE_ATTR = LazyRe(r"[a-z0-9]{1,20}")
-_HOSTPORT = LazyRe(r"[A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?:[0-9]{1,5}")  # a DNS name or IPv4, a port
-_TOPIC = LazyRe(r"[A-Za-z0-9._-]+")  # Kafka's legal topic characters
-_CRON_FIELD = LazyRe(r"[0-9*/,\-A-Za-z?LW#]+")
-_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-_EVERY = "@every "  # robfig/cron: exactly this prefix, then a Go duration
-_EVERY_MAX = 8760 * 3600  # a year; Go itself stops near 2562047h
 
 
 def environments_of(doc: Doc, folder: str) -> list[str]:
@@ -204,9 +182,14 @@ def resolve(doc: Doc, folder: str, env: str | None, platform: Platform = Platfor
     approval = c.choice(("approval",), v.get("approval", "none"), ("none", "required")) or "none"
     if deployer == "keda" and scale and scale.metric in KPA_METRICS and visibility == "none":
         c.fail(("scale", "metric"), f"'{scale.metric}' scaling needs HTTP; with http.visibility none scale on triggers or cpu|memory|prometheus")
-    if deployer == "keda" and scale and scale.min == 0 and visibility == "none":
-        if not any(isinstance(t, (KafkaTrigger, CronTrigger)) for t in triggers) and scale.metric != "prometheus":
+    if deployer == "keda" and scale and scale.min == 0 and not any(isinstance(t, (KafkaTrigger, CronTrigger)) for t in triggers):
+        if scale.metric in ("cpu", "memory") or (visibility == "none" and scale.metric != "prometheus"):
             c.fail(("scale", "min"), "KEDA cannot scale to zero on cpu/memory alone; add a kafka/cron trigger, use metric prometheus, or set scale.min ≥ 1")
+    if deployer == "keda" and scale and scale.metric in ("cpu", "memory") \
+            and not any(k == scale.metric and q != "0" for k, q in requests + limits):
+        m = scale.metric
+        c.fail(("scale", "metric"), f"'{m}' with deployer keda needs resources.{m}: KEDA's webhook refuses a {m} "
+               f"trigger on a container without a {m} request or limit")
     if deployer == "knative" and visibility == "none" and not triggers:
         c.fail(("http", "visibility"), "'none' makes the function event-only, but it has no triggers")
 
@@ -336,9 +319,15 @@ def _scale(c: Checker, value, deployer: str, visibility: str, platform: Platform
     if initial is not None and hi and initial > hi:
         c.fail(p + ("initial",), f"initial ({initial}) is above max ({hi})")
     metric = c.choice(p + ("metric",), s.get("metric", default_metric), METRICS)
-    target = c.number(p + ("target",), s.get("target"), 0.01)
+    memory_target = None
+    if metric == "memory" and isinstance(s.get("target"), str):
+        memory_target, target = _memory_target(c, p + ("target",), s["target"], deployer)
+    else:
+        target = c.number(p + ("target",), s.get("target"), 0.01)
     if metric == "cpu" and target is not None and not 1 <= target <= 100:
         c.fail(p + ("target",), f"{target} is out of range; cpu target is a utilization percent 1–100")
+    elif target is not None and target != int(target):
+        _whole_target(c, p + ("target",), target, metric, deployer)
     window = c.parsed(p + ("window",), s.get("window"), units.whole_seconds, 6, 3600)
     delay = c.parsed(p + ("scaleDownDelay",), s.get("scaleDownDelay"), units.whole_seconds, 0, 3600)
     prom = c.mapping(p + ("prometheus",), s.get("prometheus"), ("query", "serverAddress"))
@@ -361,7 +350,42 @@ def _scale(c: Checker, value, deployer: str, visibility: str, platform: Platform
         if window is not None:
             c.fail(p + ("window",), f"window applies to KPA metrics (concurrency, rps), not '{metric}'")
     return Scale(min=lo, max=hi, metric=metric, target=target, window=window, scale_down_delay=delay,
-                 initial=initial, prometheus_query=query, prometheus_address=address)
+                 initial=initial, prometheus_query=query, prometheus_address=address,
+                 min_set="min" in s, max_set="max" in s, memory_target=memory_target)
+
+
+def _whole_target(c: Checker, p, target: float, metric: str | None, deployer: str) -> None:
+    """Where upstream truncates a fractional target (upstream-review F10, F7)."""
+    if deployer == "knative" and metric == "prometheus":
+        c.fail(p, f"{target} is not a whole number; autoscaler-keda makes the HPA threshold an integer ({target} "
+               "would become " + str(int(target)) + "): scale the query so its target is whole (e.g. multiply both by 10)")
+    elif deployer == "knative" and metric == "memory":
+        c.fail(p, f"{target} is not a whole number; with the HPA class a memory target is MiB per pod and "
+               "autoscaler-keda drops the fraction: write whole MiB or a quantity such as 512Mi")
+    elif deployer == "keda" and metric in ("cpu", "memory"):
+        c.fail(p, f"{target} is not a whole number; KEDA's {metric} scaler takes a whole utilization percent"
+               + (" (or a per-pod quantity such as 512Mi)" if metric == "memory" else ""))
+
+
+def _memory_target(c: Checker, p, text: str, deployer: str):
+    """`target: 512Mi` with metric memory: (canonical quantity for KEDA's AverageValue, None)
+    under deployer keda; (None, MiB) for the HPA class, which autoscaler-keda reads as MiB."""
+    try:
+        canonical, nanos = units.quantity_parts(text)
+    except ValueError as e:
+        c.fail(p, f"{e}; a memory target is a utilization percent or a per-pod quantity such as 512Mi")
+        return None, None
+    if nanos <= 0:
+        c.fail(p, f"'{shown(text)}' must be more than 0")
+        return None, None
+    if deployer == "keda":
+        return canonical, None
+    mib, rest = divmod(nanos, (1 << 20) * 10**9)
+    if rest:
+        c.fail(p, f"'{shown(text)}' is not a whole number of MiB; autoscaler-keda takes a memory target in whole MiB "
+               f"(e.g. {max(1, mib)}Mi)")
+        return None, None
+    return None, float(mib)
 
 
 def _prometheus_server(c: Checker, p, address, platform: Platform):
@@ -380,161 +404,6 @@ def _prometheus_server(c: Checker, p, address, platform: Platform):
                f"{shown(', '.join(allowed), 200)} (or leave serverAddress out for the default)")
         return None
     return address
-
-
-def _triggers(c: Checker, value, deployer: str, name: str, env: str | None) -> tuple:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        c.fail(("triggers",), "expected a list of triggers (each one of cron, kafka, event)")
-        return ()
-    if not c.at_most(("triggers",), value, MAX_TRIGGERS, "triggers"):
-        return ()
-    out = []
-    for i, t in enumerate(value):
-        p = ("triggers", i)
-        if not isinstance(t, dict) or len(t) != 1:
-            c.fail(p, "each trigger is a mapping with exactly one key: cron, kafka or event")
-            continue
-        (kind, body), = t.items()
-        c.mapping(p, t, ("cron", "kafka", "event"))
-        if kind == "cron":
-            out.append(_cron(c, p + ("cron",), body, deployer))
-        elif kind == "kafka":
-            out.append(_kafka(c, p + ("kafka",), body, name, env, i))
-        elif kind == "event":
-            if deployer != "knative":
-                c.fail(p + ("event",), "event triggers deliver through a Knative Broker and need deployer: knative", key=True)
-            out.append(_event(c, p + ("event",), body))
-    return tuple(x for x in out if x is not None)
-
-
-def _cron(c: Checker, p, body, deployer: str):
-    keys = ("schedule", "timezone", "data") if deployer == "knative" else ("start", "end", "timezone", "desiredReplicas")
-    b = c.mapping(p, body, keys)
-    tz = c.typed(p + ("timezone",), b.get("timezone"), str)
-    if tz is not None:
-        _check_timezone(c, p + ("timezone",), tz)
-    if deployer == "knative":
-        sched = c.typed(p + ("schedule",), b.get("schedule"), str)
-        if sched is None and "schedule" not in b:
-            c.fail(p, "'schedule' is required (cron syntax, e.g. \"*/5 * * * *\")")
-        elif sched is not None:
-            _check_cron(c, p + ("schedule",), sched)
-        data = b.get("data")
-        text = None
-        if data is not None:
-            text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        return CronTrigger(schedule=sched, timezone=tz, data=text)
-    # KEDA's cron scaler is a time window, not a job trigger.
-    start = c.typed(p + ("start",), b.get("start"), str)
-    end = c.typed(p + ("end",), b.get("end"), str)
-    for k, val in (("start", start), ("end", end)):
-        if val is None:
-            c.fail(p, f"'{k}' is required with deployer keda (KEDA's cron scaler keeps replicas up between start and end)")
-        else:
-            _check_cron(c, p + (k,), val)
-    if tz is None:
-        c.fail(p, "'timezone' is required with deployer keda (e.g. Europe/Berlin)")
-    desired = c.integer(p + ("desiredReplicas",), b.get("desiredReplicas", 1), 1)
-    return CronTrigger(start=start, end=end, timezone=tz, desired_replicas=desired)
-
-
-def _check_cron(c: Checker, p, text: str) -> None:
-    if len(text) > MAX_CRON:
-        c.fail(p, f"is {len(text)} characters; a cron schedule is at most {MAX_CRON}")
-        return
-    if text.startswith(_EVERY):
-        _check_every(c, p, text)
-        return
-    if text.startswith("@"):
-        if text not in _CRON_MACROS:
-            c.fail(p, f"'{shown(text)}' is not a cron macro ({', '.join(_CRON_MACROS)}, or @every <duration>)")
-        return
-    fields = text.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
-        c.fail(p, f"'{shown(text)}' is not a 5-field cron schedule (minute hour day-of-month month day-of-week)")
-
-
-def _check_every(c: Checker, p, text: str) -> None:
-    """`@every <duration>` as robfig/cron (Knative's PingSource) reads it: a Go duration, of
-    which ms, s, m and h in any combination are a subset; at least the one second cron ticks in."""
-    rest = text[len(_EVERY):]
-    try:
-        seconds = units.duration_seconds(rest) if rest == rest.strip() else None
-    except ValueError:
-        seconds = None
-    if seconds is None or not 1 <= seconds <= _EVERY_MAX:
-        c.fail(p, f"'{shown(text)}' is not @every <duration> with a duration from 1s to {_EVERY_MAX // 3600}h, "
-               "such as @every 90s or @every 1h30m")
-
-
-def _check_timezone(c: Checker, p, tz: str) -> None:
-    import zoneinfo  # only when a timezone is written
-
-    # IANA names are short ASCII paths; anything else never reaches zoneinfo, which walks
-    # the name as a file path (a long one recursed until the interpreter gave up).
-    if len(tz) > 64 or not all(ch.isascii() and (ch.isalnum() or ch in "/_+-") for ch in tz) or ".." in tz:
-        c.fail(p, f"'{shown(tz)}' is not an IANA time zone (e.g. Europe/Berlin, Asia/Seoul, UTC)")
-        return
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        c.fail(p, f"'{shown(tz)}' is not an IANA time zone (e.g. Europe/Berlin, Asia/Seoul, UTC)")
-
-
-def _kafka(c: Checker, p, body, name: str, env: str | None, index: int):
-    keys = ("bootstrapServers", "topics", "consumerGroup", "lagThreshold", "minConsumers", "maxConsumers", "initialOffset")
-    b = c.mapping(p, body, keys)
-    servers = c.string_list(p + ("bootstrapServers",), b.get("bootstrapServers"), non_empty=True,
-                            most=MAX_KAFKA_SERVERS, what="servers")
-    for i, s in enumerate(servers):
-        if len(s) > MAX_HOSTPORT or not _HOSTPORT.fullmatch(s) or not 1 <= int(s.rpartition(":")[2]) <= 65535:
-            c.fail(p + ("bootstrapServers", i), f"'{shown(s)}' is not host:port (a DNS name or IPv4 address, a port 1–65535)")
-    topics = c.string_list(p + ("topics",), b.get("topics"), non_empty=True, most=MAX_KAFKA_TOPICS, what="topics")
-    for i, t in enumerate(topics):
-        if len(t) > MAX_TOPIC or not _TOPIC.fullmatch(t):
-            c.fail(p + ("topics", i), f"'{shown(t)}' is not a Kafka topic name (letters, digits, '.', '_', '-'; "
-                   f"at most {MAX_TOPIC} characters)")
-    default_group = f"{name}-{env}" if env else name
-    if index:
-        default_group += f"-{index}"
-    group = c.typed(p + ("consumerGroup",), b.get("consumerGroup", default_group), str)
-    if group is not None and (len(group) > MAX_CONSUMER_GROUP or not group.isascii() or not group.isprintable()
-                              or " " in group):
-        c.fail(p + ("consumerGroup",), f"'{shown(group)}' is not a consumer group id (printable ASCII without "
-               f"spaces, at most {MAX_CONSUMER_GROUP} characters)")
-        group = None
-    lag = c.integer(p + ("lagThreshold",), b.get("lagThreshold"), 1)
-    lo = c.integer(p + ("minConsumers",), b.get("minConsumers"), 0)
-    hi = c.integer(p + ("maxConsumers",), b.get("maxConsumers"), 1)
-    if lo is not None and hi is not None and lo > hi:
-        c.fail(p + ("maxConsumers",), f"maxConsumers ({hi}) is below minConsumers ({lo})")
-    if (lo is not None or hi is not None) and lag is None:
-        c.fail(p + ("lagThreshold",), "is required when minConsumers/maxConsumers are set (consumers scale on lag)")
-    offset = c.choice(p + ("initialOffset",), b.get("initialOffset"), ("earliest", "latest"))
-    return KafkaTrigger(servers, topics, group or default_group, lag, lo, hi, offset)
-
-
-def _event(c: Checker, p, body):
-    b = c.mapping(p, body, ("broker", "filter"))
-    broker = c.typed(p + ("broker",), b.get("broker", "default"), str) or "default"
-    if not units.is_dns1123_label(broker):  # also a label value on the Trigger
-        c.fail(p + ("broker",), f"'{shown(broker)}' is not a Broker name (lowercase DNS label, at most 63 characters)")
-    flt = b.get("filter")
-    pairs = []
-    if flt is not None and not isinstance(flt, dict):
-        c.fail(p + ("filter",), "expected a mapping of CloudEvents attribute to exact value")
-    elif flt is not None and not c.at_most(p + ("filter",), flt, MAX_FILTER, "attributes"):
-        flt = None
-    for k, val in (flt or {}).items() if isinstance(flt, dict) else ():
-        if not _CE_ATTR.fullmatch(str(k)):
-            c.fail(p + ("filter", k), "CloudEvents attribute names are 1–20 lowercase letters or digits", key=True)
-        elif not isinstance(val, str):
-            c.fail(p + ("filter", k), "filter values are strings; quote it")
-        else:
-            pairs.append((k, val))
-    return EventTrigger(broker, tuple(pairs))
 
 
 def _slo(c: Checker, value, deployer: str, platform: Platform):

@@ -31,10 +31,14 @@ METRICS = KPA_METRICS + HPA_METRICS
 ROLLBACK_MODES = ("auto", "pr", "off")
 
 
-class Scale(record("Scale", "min max metric target window scale_down_delay initial prometheus_query prometheus_address",
-                   min=0, max=0, metric="concurrency", target=None, window=None, scale_down_delay=None,
-                   initial=None, prometheus_query=None, prometheus_address=None)):
-    """max 0 = unlimited; window and scale_down_delay in whole seconds."""
+class Scale(record("Scale", "min max metric target window scale_down_delay initial prometheus_query prometheus_address "
+                   "min_set max_set memory_target", min=0, max=0, metric="concurrency", target=None, window=None,
+                   scale_down_delay=None, initial=None, prometheus_query=None, prometheus_address=None,
+                   min_set=False, max_set=False, memory_target=None)):
+    """max 0 = unlimited; window and scale_down_delay in whole seconds. min_set/max_set: the
+    folder wrote them (only those reach a Knative Service: the platform's defaults and
+    max-scale-limit decide the rest). memory_target: a per-pod memory quantity, canonical
+    (with metric memory, instead of a utilization percent under deployer keda)."""
 
     __slots__ = ()
 
@@ -43,17 +47,25 @@ class Scale(record("Scale", "min max metric target window scale_down_delay initi
         return self.metric in HPA_METRICS
 
 
-# knative: schedule/timezone/data (JSON text) -> PingSource; keda: a start/end time window.
-CronTrigger = record("CronTrigger", "schedule timezone data start end desired_replicas",
-                     schedule=None, timezone=None, data=None, start=None, end=None, desired_replicas=None)
+# knative: schedule/timezone/data -> PingSource, data as content_type says (a mapping as
+# JSON, a string as text); keda: a start/end time window.
+CronTrigger = record("CronTrigger", "schedule timezone data start end desired_replicas content_type",
+                     schedule=None, timezone=None, data=None, start=None, end=None, desired_replicas=None,
+                     content_type=None)
+
+
+# Eventing's DeliverySpec: backoff_delay an ISO-8601 duration; dead_letter a URL or the name
+# of a Knative Service in the namespace.
+Delivery = record("Delivery", "retry backoff_policy backoff_delay dead_letter",
+                  retry=None, backoff_policy=None, backoff_delay=None, dead_letter=None)
 
 
 KafkaTrigger = record("KafkaTrigger", "bootstrap_servers topics consumer_group lag_threshold min_consumers "
-                      "max_consumers initial_offset", lag_threshold=None, min_consumers=None,
-                      max_consumers=None, initial_offset=None)
+                      "max_consumers initial_offset delivery", lag_threshold=None, min_consumers=None,
+                      max_consumers=None, initial_offset=None, delivery=None)
 
 
-EventTrigger = record("EventTrigger", "broker filter")  # filter: ((attribute, value), …)
+EventTrigger = record("EventTrigger", "broker filter delivery", delivery=None)  # filter: ((attribute, value), …)
 
 
 # for_: a Prometheus duration; min_rate: requests per second below which no SLO alert fires.

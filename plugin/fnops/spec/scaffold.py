@@ -73,7 +73,8 @@ def handle(event, context):
 
     A dict with "specversion" is a CloudEvent reply (sent in binary mode: its attributes as
     ce-* headers, its data as the body); `type` and `source` are required, `id` defaults to
-    a new UUID. Return None to reply nothing (204); raise to fail (500: the broker retries).
+    a new UUID. As any handler may, it can return (body, status) or (body, status, headers),
+    and None to reply nothing (204 No Content); raise to fail (500: the broker retries).
     """
     ce = context["cloudevent"]
     if ce is None:

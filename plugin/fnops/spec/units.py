@@ -13,7 +13,7 @@ DNS1035 = LazyRe(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 DNS1123_LABEL = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # k8s.io/apimachinery resource.Quantity, the forms people write. [0-9], never \d: in a str
 # pattern \d is any Unicode digit ('٣', '３'), which Kubernetes would refuse.
-_QUANTITY = LazyRe(r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?")
+_QUANTITY = LazyRe(r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?")
 _DECIMAL = LazyRe(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 # RFC 1123 host names as Kubernetes checks them: lowercase labels joined by dots.
 DNS1123_SUBDOMAIN = LazyRe(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -148,13 +148,59 @@ def percent(value) -> float:
     return num
 
 
+_DEC_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_BIN_SUFFIX = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DEC_NAME = {e: s for s, e in _DEC_SUFFIX.items()}
+_BIN_NAME = {0: "", **{e // 10: s for s, e in _BIN_SUFFIX.items()}}
+_QUANTITY_MAX = (1 << 63) - 1  # apimachinery silently caps anything larger; fnops refuses it
+
+
 def quantity(value) -> str:
+    """A Kubernetes quantity in the form the API server stores it (resource.Quantity's
+    canonical form: 0.5 → 500m, 1024Mi → 1Gi, 1.5Gi → 1536Mi). A Knative Service is a custom
+    resource, so Argo CD compares what was rendered with what was stored as plain JSON: any
+    other spelling of the same amount stays OutOfSync for ever."""
+    return quantity_parts(value)[0]
+
+
+def quantity_parts(value) -> tuple:
+    """(canonical text, the amount in billionths) of a quantity. Whole numbers throughout:
+    apimachinery keeps nothing finer than a billionth (it rounds up to one), and the
+    `fractions`/`decimal` imports would cost every render that declares resources."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"expected a Kubernetes quantity such as 100m or 128Mi, got {shown(value)}")
     text = str(value)
-    if len(text) > 64 or not _QUANTITY.fullmatch(text):
+    m = _QUANTITY.fullmatch(text) if len(text) <= 64 else None
+    if m is None:
         raise ValueError(f"'{shown(text)}' is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1Gi)")
-    return text
+    suffix = m.group(3) or ""
+    whole, _, frac = text[:len(text) - len(suffix)].lstrip("+").partition(".")
+    digits = int(whole + frac or "0")
+    if digits == 0:
+        return "0", 0
+    binary = suffix in _BIN_SUFFIX
+    exponent = 0 if binary else _DEC_SUFFIX[suffix] if suffix in _DEC_SUFFIX else int(suffix[1:])
+    if exponent > 40:  # 10**exponent of a 60-digit exponent would never finish
+        raise ValueError(f"'{shown(text)}' is larger than a Kubernetes quantity can be")
+    # amount = digits × 2**bits × 10**(exponent - len(frac)); in billionths, rounded up
+    # (non-zero amounts never round to zero there).
+    scale = max(exponent - len(frac) + 9, -120)
+    num = digits << (_BIN_SUFFIX[suffix] if binary else 0)
+    nanos = num * 10**scale if scale >= 0 else -(-num // 10**-scale)
+    if nanos > _QUANTITY_MAX * 10**9:
+        raise ValueError(f"'{shown(text)}' is larger than a Kubernetes quantity can be")
+    if binary and nanos >= 1024 * 10**9 and nanos % 10**9 == 0:
+        n, times = nanos // 10**9, 0
+        while n % 1024 == 0:
+            n, times = n // 1024, times + 1
+        return f"{n}{_BIN_NAME[times]}", nanos
+    n, e = nanos, -9
+    while n % 10 == 0:
+        n, e = n // 10, e + 1
+    n, e = n * 10 ** (e % 3), e - e % 3
+    if suffix and not binary and suffix not in _DEC_SUFFIX:  # 1e3 stays in exponent form
+        return f"{n}" + (f"e{e}" if e else ""), nanos
+    return f"{n}{_DEC_NAME[e]}", nanos
 
 
 def format_number(num: float) -> str:

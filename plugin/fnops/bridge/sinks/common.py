@@ -17,6 +17,7 @@ STATUS = {
     "deployed": ("deployed", ":white_check_mark:"),
     "degraded": ("degraded", ":warning:"),
     "sync-failed": ("sync failed", ":x:"),
+    "render-failed": ("render failed", ":x:"),
     "alert-firing": ("SLO alert firing", ":rotating_light:"),
     "alert-resolved": ("SLO alert resolved", ":large_green_circle:"),
     "rolled-back": ("rolled back", ":rewind:"),
@@ -70,10 +71,13 @@ def detail(event: dict) -> str:
     if kind in ("alert-firing", "alert-resolved"):
         names = ", ".join(sorted({a.get("name", "") for a in event.get("alerts", [])}))
         return f"{word}: {names}"
+    # A manually synced environment runs the rollback only once someone syncs it.
+    awaited = (f"; {event.get('environment')} does not sync automatically: the rollback is applied when "
+               f"{event.get('app') or 'its Application'} is synced in Argo CD") if event.get("syncAwaited") else ""
     if kind == "rolled-back":
-        return f"rolled back to {short_image(event.get('restoredImage'))} (commit {str(event.get('commit'))[:7]})"
+        return f"rolled back to {short_image(event.get('restoredImage'))} (commit {str(event.get('commit'))[:7]}){awaited}"
     if kind == "rollback-proposed":
-        return f"rollback proposed in {event.get('pullRequest')}"
+        return f"rollback proposed in {event.get('pullRequest')}{awaited}"
     if kind == "rollback-skipped":
         return f"no rollback: {event.get('reason')}"
     msg = (event.get("message") or "").strip()

@@ -25,7 +25,7 @@ from .common import argocd_url, detail, short_image, truncate, valid_repo, valid
 from .http import raise_for
 
 COMMIT_STATE = {"syncing": "pending", "deployed": "success", "degraded": "failure", "sync-failed": "failure",
-                "alert-firing": "failure", "rolled-back": "failure", "rollback-proposed": "failure"}
+                "render-failed": "failure", "alert-firing": "failure", "rolled-back": "failure", "rollback-proposed": "failure"}
 DEPLOY_STATE = {"syncing": "in_progress", "deployed": "success", "degraded": "failure", "sync-failed": "failure",
                 "rolled-back": "inactive"}
 

@@ -1,29 +1,37 @@
-"""Guarded rollback in Git. A degraded or failed release, or an SLO alert within the bake
-time of the release, restores `previous` with a rollback commit (`rollback: auto`) or a
-pull request (`rollback: pr`); `off` only reports. Guards — never roll back a rollback,
-at most one rollback per release, nothing without a previous release, nothing when a newer
-release already replaced it — are reported as events, never silent."""
+"""Guarded rollback in Git. A release that degrades or fails to sync within its bake time,
+or draws an SLO alert within it, is replaced by `previous` with a rollback commit
+(`rollback: auto`) or a pull request (`rollback: pr`); `off` only reports. The bake time
+starts when the release went live — the end of its first sync the bridge saw — not when it
+was committed, so a release that waits for a manual sync is judged from its sync. Guards —
+never roll back a rollback, at most one rollback per release, nothing without a previous
+release, nothing when a newer release already replaced it, a degradation only if it came
+after the release's sync and is the function's own workload — are reported as events,
+never silent. Where the environment does not sync automatically the rollback commit waits
+for a sync, and the report says so."""
 
 from __future__ import annotations
 
-import calendar
 import time
 
 from ...delivery import commits, pins
 from ...errors import PermanentError, TemporaryError
+from ..events import WORKLOADS, epoch as _epoch
 from . import Sink
 
 
-def _epoch(ts: str | None) -> float | None:
-    try:
-        return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")) if ts else None
-    except ValueError:
-        return None
+def _span(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
+    return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
 
 
 class RollbackSink(Sink):
     name = "rollback"
-    kinds = ("degraded", "sync-failed", "alert-firing")
+    # deployed only records when the release went live (its bake time's start).
+    kinds = ("deployed", "degraded", "sync-failed", "alert-firing")
 
     def __init__(self, gitops_cfg, rollback_cfg, github_cfg):
         self.gitops, self.bake, self.github = gitops_cfg, rollback_cfg.bake_seconds, github_cfg
@@ -45,7 +53,29 @@ class RollbackSink(Sink):
             return "the SLO alert is from a namespace outside rollback.alertNamespaces"
         return None
 
+    def _live(self, event: dict, release: dict, ctx) -> dict:
+        """When the release went live (the earliest finished sync of it seen) and whether its
+        environment syncs automatically (the latest Argo CD event says)."""
+        key = f"{event['function']}|{event['environment']}|{release.get('image')}"
+        live = ctx.store.get("release-live", key) or {}
+        if event.get("source") == "argocd" and event.get("phase") == "Succeeded" and event.get("finishedAt"):
+            seen = live.get("since")
+            since = event["finishedAt"] if not seen or _epoch(event["finishedAt"]) < _epoch(seen) else seen
+            new = {"since": since, "autoSync": event.get("autoSync", True), "app": event.get("app")}
+            if new != live:
+                ctx.store.put("release-live", key, new)
+            live = new
+        elif event.get("source") == "argocd" and live and live.get("autoSync") != event.get("autoSync"):
+            live = dict(live, autoSync=event.get("autoSync", True))
+            ctx.store.put("release-live", key, live)
+        return live
+
     def deliver(self, event: dict, ctx):
+        if event["kind"] == "deployed":
+            release = ctx.release(event)
+            if release and release.get("image"):
+                self._live(event, release, ctx)
+            return None
         # A redelivery (after a crash) repeats the recorded outcome instead of deciding again.
         done = ctx.store.get("rollback-outcome", event["key"])
         if done is not None:
@@ -64,17 +94,14 @@ class RollbackSink(Sink):
         if mode == "pr" and not self.github:
             raise PermanentError("rollback: pr needs the github section (token) in the bridge config")
         skip = lambda reason: self._followup(event, "rollback-skipped", release, reason=reason)  # noqa: E731
+        live = self._live(event, release, ctx)
         if event.get("rollback") or release.get("rollbackOf"):
             return skip("this release is itself a rollback; not rolling back a rollback")
         if not (release.get("previous") or {}).get("image"):
             return skip("no previous release recorded")
-        if event["kind"] == "alert-firing":
-            why_not = self._not_an_slo_alert(event)
-            if why_not:
-                return skip(why_not)
-            released = _epoch(release.get("releasedAt"))
-            if released is None or time.time() - released > self.bake:
-                return skip(f"alert outside the bake time ({self.bake}s) of the release")
+        why_not = self._outside(event, release, live)
+        if why_not:
+            return skip(why_not)
         current = ctx.release_at_tip(event)
         if current and current.get("image") != release.get("image"):
             return skip(f"superseded: {event['environment']} now pins {current.get('image')}")
@@ -98,6 +125,50 @@ class RollbackSink(Sink):
         except Exception as e:  # git transport trouble: the outbox retries
             raise TemporaryError(f"rollback: {e}") from None
         restored = changes[0].image if changes else None
+        # A manually synced environment applies the commit only when someone syncs it.
+        awaited = {"syncAwaited": True} if not live.get("autoSync", event.get("autoSync", True)) else {}
         if mode == "pr":
-            return self._followup(event, "rollback-proposed", release, pullRequest=pr, commit=sha, restoredImage=restored)
-        return self._followup(event, "rolled-back", release, commit=sha, restoredImage=restored)
+            return self._followup(event, "rollback-proposed", release, pullRequest=pr, commit=sha, restoredImage=restored,
+                                  **awaited)
+        return self._followup(event, "rolled-back", release, commit=sha, restoredImage=restored, **awaited)
+
+    def _outside(self, event: dict, release: dict, live: dict) -> str | None:
+        """Why this event does not make the release roll back (None: it does)."""
+        kind, bake = event["kind"], self.bake
+        went_live = _epoch(live.get("since"))
+        if kind == "alert-firing":
+            why_not = self._not_an_slo_alert(event)
+            if why_not:
+                return why_not
+            # A release the bridge never saw synced is measured from its commit (auto-sync).
+            since = went_live if went_live is not None else _epoch(release.get("releasedAt"))
+            if since is None or time.time() - since > bake:
+                return f"alert outside the bake time ({bake}s) of the release"
+            return None
+        if kind == "sync-failed":
+            failed = _epoch(event.get("finishedAt")) or time.time()
+            if went_live is not None and failed - went_live > bake:
+                return (f"a sync of a release live since {live['since']} failed {_span(failed - went_live)} later, "
+                        f"past the bake time ({bake}s): not caused by the release")
+            return None
+        # degraded: the health Argo CD evaluated after the sync, within the bake time, of the
+        # object that runs the release's image.
+        since, finished = _epoch(event.get("healthSince")), _epoch(event.get("finishedAt"))
+        if since is None or finished is None or since < finished:
+            return (f"degraded since {event.get('healthSince') or 'an unknown time'}, before this sync finished "
+                    f"({event.get('finishedAt') or '?'}): the release did not cause it")
+        start = went_live if went_live is not None else finished
+        if since - start > bake:
+            return (f"degraded {_span(since - start)} after the release went live ({live.get('since') or event['finishedAt']}), "
+                    f"past the bake time ({bake}s)")
+        if event.get("resourceHealth") == "appTree":
+            return ("which resource is degraded is not in the Application (resourceHealthSource: appTree); set "
+                    "controller.resource.health.persist: \"true\" in argocd-cmd-params-cm for rollbacks on degradation")
+        workload = [r for r in event.get("degradedResources", [])
+                    if (r.get("group"), r.get("kind")) in WORKLOADS and r.get("name") == event["function"]
+                    and r.get("namespace") in ("", event.get("namespace"))]
+        if not workload:
+            named = ", ".join(f"{r.get('kind')} {r.get('name')}" for r in event.get("degradedResources", [])) or "none"
+            return (f"the degraded resource ({named}) is not the function's workload: rolling back its image "
+                    "would not fix it")
+        return None

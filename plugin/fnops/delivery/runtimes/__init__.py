@@ -13,7 +13,7 @@ import shutil
 import tempfile
 
 from ...errors import UsageError
-from . import requirements, vendor
+from . import vendor
 from .context import copy_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))

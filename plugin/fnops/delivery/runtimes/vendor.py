@@ -125,9 +125,3 @@ def vendor(dst: str) -> None:
                        and not m.endswith(".pyc") and not m.startswith("/") and ".." not in m.split("/")]
             z.extractall(dst, members)
 
-
-if __name__ == "__main__":
-    # `python -m fnops.delivery.runtimes.vendor`: fill the cache once (e.g. in a runner image),
-    # then python builds need no index.
-    for path in wheels():
-        print(path)

@@ -224,16 +224,17 @@ class App:
         started = time.monotonic()
         status, headers, ctype, body, ce = await self._answer(scope, receive)
         await self._reply(send, status, ctype, body, headers)
-        if self.access_log:
+        if self.access_log and ce is not False:
             query = scope.get("query_string", b"").decode("latin-1")
             what = f" ce-type={ce.get('type')}" if ce else ""
             access.info("%s %s%s %d %.1fms%s", scope["method"], scope["path"], f"?{query}" if query else "", status,
                         (time.monotonic() - started) * 1000, what)
 
     async def _answer(self, scope, receive):
-        """-> (status, headers, content type, body, the request's CloudEvent attributes)."""
+        """-> (status, headers, content type, body, the request's CloudEvent attributes; False
+        for a health probe, which the access log leaves out)."""
         if scope["path"] in ("/healthz", "/readyz") and scope["method"] == "GET":
-            return 200, {}, "text/plain", b"ok", None
+            return 200, {}, "text/plain", b"ok", False  # probes: answered, not logged
         headers = _headers(scope)
         body, too_big = b"", False
         while True:
@@ -316,7 +317,10 @@ def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    ready_fd = int(os.environ["FNOPS_READY_FD"]) if os.environ.get("FNOPS_READY_FD") else None
+    # fnops run's handshake is not the handler's business: its environment is the image's.
+    ready = os.environ.pop("FNOPS_READY_FD", None)
+    listen = os.environ.pop("FNOPS_LISTEN_FD", None)
+    ready_fd = int(ready) if ready else None
     try:
         handler = load_handler(os.environ.get("FNOPS_HANDLER", "handler:handle"))
     except Exception as e:
@@ -329,11 +333,20 @@ def main() -> None:
             if self.started:
                 _say_ready(ready_fd)
 
+        async def shutdown(self, sockets=None):
+            if listen:
+                # The socket is shared with the server that replaces this one: stop accepting
+                # first, and let a connection accepted just before send its request, which is
+                # then served; uvicorn would close it unanswered as idle.
+                for server in self.servers:
+                    server.close()
+                await asyncio.sleep(0.1)
+            await super().shutdown(sockets=sockets)
+
     config = uvicorn.Config(App(handler), host=os.environ.get("HOST", "0.0.0.0"),
                             port=int(os.environ.get("PORT", "8080")), lifespan="on", access_log=False,
                             proxy_headers=True,
                             timeout_graceful_shutdown=int(os.environ.get("FNOPS_GRACEFUL_SECONDS", "25")))
-    listen = os.environ.get("FNOPS_LISTEN_FD")
     server = Server(config)
     try:
         server.run(sockets=[socket.socket(fileno=int(listen))] if listen else None)
