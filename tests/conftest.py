@@ -75,3 +75,23 @@ def store_url(request, tmp_path):
     server = request.getfixturevalue("pg_server")
     server.reset()
     return server.dsn
+
+
+@pytest.fixture
+def make_bridge(tmp_path):
+    """make(**kw) -> a started Bridge; all stop at the end, and the doubles saw no invalid call."""
+    from bridge_harness import Bridge
+
+    made = []
+
+    def make(**kw):
+        where = tmp_path / f"b{len(made)}"
+        where.mkdir()
+        b = Bridge(where, **kw)
+        made.append(b)
+        return b.start()
+
+    yield make
+    for b in made:
+        b.stop()
+        assert b.slack.violations == [] and b.gh.violations == []

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 import argocd_template
-from bridge_harness import Bridge
 from gitrepo import clone, git
 
 ALERT_TOKEN = "alertmanager-only-" + "z" * 20
@@ -21,23 +20,6 @@ def argocd(b, phase="Succeeded", health="Healthy", fn="checkout", env="dev", rev
     app = argocd_template.application("operation-finished", function=fn, env=env, revision=revision or b.revision,
                                       phase=phase, health=health, **kw)
     return json.loads(argocd_template.render(app))
-
-
-@pytest.fixture
-def make_bridge(tmp_path):
-    made = []
-
-    def make(**kw):
-        where = tmp_path / f"b{len(made)}"
-        where.mkdir()
-        b = Bridge(where, **kw)
-        made.append(b)
-        return b.start()
-
-    yield make
-    for b in made:
-        b.stop()
-        assert b.slack.violations == [] and b.gh.violations == []
 
 
 def _commits(b):

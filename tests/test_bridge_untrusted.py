@@ -19,29 +19,12 @@ import pytest
 import yaml
 
 import argocd_template
-from bridge_harness import HMAC_SECRET, TOKEN, Bridge
+from bridge_harness import HMAC_SECRET, TOKEN
 from conftest import ROOT, fnops
 from gitrepo import git
 
 ARGOCD_TOKEN = "argocd-only-" + "a" * 20
 SECRET_PW = "pw-" + "s3cr3t" * 4
-
-
-@pytest.fixture
-def make_bridge(tmp_path):
-    made = []
-
-    def make(**kw):
-        where = tmp_path / f"b{len(made)}"
-        where.mkdir()
-        b = Bridge(where, **kw)
-        made.append(b)
-        return b.start()
-
-    yield make
-    for b in made:
-        b.stop()
-        assert b.slack.violations == [] and b.gh.violations == []
 
 
 def argocd(b, phase="Succeeded", health="Degraded", fn="checkout", env="dev", *, app=None, app_namespace=None,

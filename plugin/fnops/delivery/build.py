@@ -109,6 +109,26 @@ def _push_error(tool: str, ref: str, stderr: str):
     return PermanentError(f"push of {ref} failed: {_tail(stderr)}")
 
 
+def build_flags(builder, target: str | None) -> list[str]:
+    """The flags buildah bud and docker buildx build spell alike: labels, annotations,
+    secrets, SSH agents, target stage, no-cache."""
+    args = []
+    for label in builder.labels:
+        args += ["--label", label]
+    for annotation in builder.annotations:
+        args += ["--annotation", annotation]
+    # Secrets and SSH agents are mounted into RUN steps only; they never reach a layer.
+    for secret in builder.secrets:
+        args += ["--secret", secret]
+    for agent in builder.ssh:
+        args += ["--ssh", agent]
+    if target:
+        args += ["--target", target]
+    if builder.no_cache:
+        args.append("--no-cache")
+    return args
+
+
 class Buildah:
     """`platforms` (more than the host's) build a manifest list pushed with every image;
     building for another architecture needs qemu-user-static registered with binfmt."""
@@ -138,19 +158,7 @@ class Buildah:
         # another commit's build would make the digest depend on the runner's cache.
         dest = ["--platform", ",".join(self.platforms), "--manifest", ref] if self.platforms else ["-t", ref]
         args = [*self.exe, "bud", "--identity-label=false", "-f", dockerfile, *dest]
-        for label in self.labels:
-            args += ["--label", label]
-        for annotation in self.annotations:
-            args += ["--annotation", annotation]
-        # Secrets and SSH agents are mounted into RUN steps only; they never reach a layer.
-        for secret in self.secrets:
-            args += ["--secret", secret]
-        for agent in self.ssh:
-            args += ["--ssh", agent]
-        if target:
-            args += ["--target", target]
-        if self.no_cache:
-            args.append("--no-cache")
+        args += build_flags(self, target)
         if iidfile:
             args += ["--iidfile", iidfile]
         if timestamp is not None:
@@ -303,20 +311,9 @@ class Docker:
             args[3:3] = ["--builder", self.instance]
         for extra in extra_refs(ref, self.tags):
             args += ["-t", extra]
-        for annotation in self.annotations:
-            args += ["--annotation", annotation]
-        for secret in self.secrets:
-            args += ["--secret", secret]
-        for agent in self.ssh:
-            args += ["--ssh", agent]
-        if target:
-            args += ["--target", target]
-        if self.no_cache:
-            args.append("--no-cache")
+        args += build_flags(self, target)
         if self.platforms:
             args += ["--platform", ",".join(self.platforms)]
-        for label in self.labels:
-            args += ["--label", label]
         for c in self.cache_from:
             args += ["--cache-from", c]
         for c in self.cache_to:
