@@ -85,8 +85,7 @@ class History:
         outside its releases/: the same folder content has the same time at any later commit,
         so it can stamp a reproducible image. A shallow clone would answer with its boundary
         commit, so the history is fetched first."""
-        if self._git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-            self._deepen()
+        self._deepen()  # once per History; a no-op for a full clone
         folder = folder.strip("/")
         p = self._git("log", "-1", "--format=%ct", head, "--", f":(top){folder}", f":(top,exclude){folder}/releases")
         t = p.stdout.strip()
