@@ -13,7 +13,13 @@ shared by `--replicas N` bridge processes, the clients spread over them; every f
 printed next to the SQLite one (`--store both`, the default, runs sqlite, then postgresql
 with 1 and 3 replicas).
 
-    python benchmarks/bridge.py [--events 2000] [--clients 8] [--hung-runs 5] [--store sqlite|postgresql|both] [--replicas 3]
+Last, the cost of Slack's lookup of a post whose outcome is unknown (it runs only then: after
+a crash or outage between sending a top-level post and storing its ts): the Slack sink's time
+per top-level delivery against the local Slack double, without the lookup (a first attempt),
+with it when the message is absent (lookup, then post) and when it is found (lookup, adopt).
+
+    python benchmarks/bridge.py [--events 2000] [--clients 8] [--hung-runs 5] [--store sqlite|postgresql|both]
+                                [--replicas 3] [--lookup-runs 200]
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ def main() -> int:
     ap.add_argument("--hung-runs", type=int, default=5)
     ap.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--replicas", type=int, default=3)
+    ap.add_argument("--lookup-runs", type=int, default=200)
     a = ap.parse_args()
     if a.store in ("sqlite", "both"):
         accept_rate(a, "sqlite", 1)
@@ -61,7 +68,91 @@ def main() -> int:
             server.close()
     if a.hung_runs:
         with_github_hanging(a.hung_runs)
+    if a.lookup_runs:
+        slack_lookup_cost(a.lookup_runs)
     return 0
+
+
+def slack_lookup_cost(runs: int) -> None:
+    """Per top-level delivery of the Slack sink (in process, SQLite outbox, the Slack double on
+    127.0.0.1): first attempt; unknown outcome, absent; unknown outcome, found."""
+    import statistics
+
+    from fnops.bridge import config as bridge_config
+    from fnops.bridge.context import Context
+    from fnops.bridge.sinks import slack as slack_sink
+    from fnops.bridge.store import open_store
+
+    class Crash(BaseException):
+        pass
+
+    tmp = Path(tempfile.mkdtemp(prefix="fnops-bridge-lookup-"))
+    b = Bridge(tmp)
+    saved = {k: os.environ.get(k) for k in ("SLACK_BOT_TOKEN", "GITHUB_TOKEN", "FNOPS_BRIDGE_TOKEN", "FNOPS_BRIDGE_HMAC")}
+    os.environ.update({k: b.env[k] for k in saved})
+    store = open_store(f"sqlite:///{tmp}/data/bridge.db")
+    crash_at = []
+    real_crash_point = slack_sink.crash_point
+
+    def crash_point(name):
+        if crash_at and crash_at[0] == name:
+            crash_at.pop()
+            raise Crash(name)
+
+    slack_sink.crash_point = crash_point
+    import logging
+
+    logging.getLogger("fnops.bridge").setLevel(logging.ERROR)  # each lookup says so: not the figures
+    try:
+        ctx = Context(bridge_config.load(str(b.config)), store, str(tmp / "data"))
+        sink = slack_sink.SlackSink(ctx.config.slack, None, 15)
+        store.put("slack-channel", "#deploys", "C0DEPLOYS")  # an earlier post revealed the ID
+        seq = iter(range(1, 10 ** 9))
+
+        def event():
+            i = next(seq)
+            return {"id": i, "key": f"bench-{i}", "kind": "syncing", "function": "checkout", "environment": "dev",
+                    "release": {"image": f"ghcr.io/acme/checkout@sha256:{i:064x}", "source": {}}}
+
+        def timed(prepare) -> float:
+            ev = event()
+            prepare(ev)
+            t0 = time.perf_counter()
+            sink.deliver(ev, ctx)
+            return time.perf_counter() - t0
+
+        def unknown(ev):  # attempted before, no ts stored, no refusal: the outcome is unknown
+            store.put("slack-intent", f"{ev['id']}:post", {"at": time.time(), "open": True})
+
+        def sent_then_crashed(ev):
+            crash_at.append("slack:after-send")
+            try:
+                sink.deliver(ev, ctx)
+            except Crash:
+                pass
+
+        results = {}
+        for name, prepare in (("first attempt (no lookup)", lambda ev: None), ("unknown, absent (lookup+post)", unknown),
+                              ("unknown, found (lookup+adopt)", sent_then_crashed)):
+            times = sorted(timed(prepare) for _ in range(runs))
+            results[name] = times
+        base = statistics.median(results["first attempt (no lookup)"])
+        for name, times in results.items():
+            med = statistics.median(times)
+            print(f"slack {name:<30} median {med * 1000:.2f} ms, p95 {times[int(0.95 * len(times))] * 1000:.2f} ms "
+                  f"({med / base:.2f}x) over {runs} deliveries")
+        print(f"  (every post is recent, so an absent message costs the bound: {slack_sink.LOOKUP_PAGES} pages of "
+              f"{slack_sink.LOOKUP_LIMIT}; channel history at the end: {len(b.slack.top_level())} top-level messages)")
+    finally:
+        slack_sink.crash_point = real_crash_point
+        store.close()
+        b.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def with_github_hanging(runs: int) -> None:

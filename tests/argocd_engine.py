@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import re
-import shutil
 import subprocess
 import threading
 import time
@@ -26,23 +24,10 @@ import time
 import pytest
 
 from conftest import ROOT, stop_process
+from gotool import go_env, require_go
 
 HARNESS = os.path.join(ROOT, "tests", "argocd-notifications")
 CM = os.path.join(ROOT, "notifications", "argocd-notifications-cm.yaml")
-
-
-def _min_go() -> tuple[int, ...]:
-    with open(os.path.join(HARNESS, "go.mod")) as f:
-        m = re.search(r"^go (\d+)\.(\d+)(?:\.(\d+))?", f.read(), re.M)
-    return tuple(int(x or 0) for x in m.groups())
-
-
-def go_env() -> dict:
-    env = dict(os.environ)
-    # go.sum is the pin: a build must not rewrite go.mod/go.sum, nor fetch another toolchain.
-    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=readonly").strip()
-    env["GOTOOLCHAIN"] = "local"
-    return env
 
 
 # The expr-lang each Argo CD version builds with (its go.mod), as the module file that pins it.
@@ -51,22 +36,7 @@ MODFILES = {"2.14": "go.expr-1.16.mod", "3.0": "go.expr-1.16.mod", "3.2": "go.mo
 
 def build(dest_dir) -> dict:
     """{Argo CD version: binary}: the program built against the expr-lang that version uses."""
-    go = shutil.which("go")
-    want = _min_go()
-    why = None
-    if not go:
-        why = "Go is not on PATH"
-    else:
-        out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, env=go_env(), timeout=60).stdout
-        m = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", out.strip())
-        have = tuple(int(x or 0) for x in m.groups()) if m else ()
-        if have < want:
-            why = f"Go {out.strip() or '?'} is older than {'.'.join(map(str, want))}"
-    if why:
-        msg = f"{why}: tests/argocd-notifications needs Go ≥ {'.'.join(map(str, want))} on PATH"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+    go = require_go(HARNESS, "tests/argocd-notifications")
     built = {}
     for modfile in sorted(set(MODFILES.values())):
         binary = os.path.join(str(dest_dir), f"argocd-notifications-{modfile[:-4]}")

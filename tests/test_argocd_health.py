@@ -12,7 +12,8 @@ from conftest import ROOT
 
 COMPONENT = os.path.join(ROOT, "argocd-cmp", "repo-server")
 KINDS = ("serving.knative.dev_Service", "sources.knative.dev_KafkaSource", "sources.knative.dev_PingSource",
-         "eventing.knative.dev_Trigger", "http.keda.sh_HTTPScaledObject")
+         "eventing.knative.dev_Trigger", "http.keda.sh_HTTPScaledObject", "serving.knative.dev_DomainMapping",
+         "http.keda.sh_InterceptorRoute")
 
 # Just enough of an Argo CD install for the Component's patches to find their targets.
 BASE = """

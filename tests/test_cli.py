@@ -40,7 +40,7 @@ def test_validate_with_nothing_to_check_is_a_usage_error(runner, tmp_path):
     assert r.exit_code == 2 and "no function.yaml found" in r.output
 
 
-@pytest.mark.parametrize("runtime", ["python3.11", "python3.12", "python3.13", "dockerfile", "image"])
+@pytest.mark.parametrize("runtime", ["python3.11", "python3.12", "python3.13", "node22", "dockerfile", "image"])
 def test_new_scaffold_validates_and_renders_once_released(runner, tmp_path, runtime):
     base = tmp_path / "functions"
     r = runner.invoke(cli, ["new", "greeter", "--runtime", runtime, "--dir", str(base)])
@@ -121,6 +121,7 @@ def test_new_makes_folders_as_the_umask_says(tmp_path, umask, mode):
 
 
 @pytest.mark.parametrize("runtime,template", [("python3.12", "http"), ("python3.12", "cloudevents"),
+                                              ("node22", "http"), ("node22", "cloudevents"),
                                               ("dockerfile", "http"), ("image", "http")])
 def test_the_scaffold_validates_and_points_only_at_what_users_have(runner, tmp_path, runtime, template):
     r = runner.invoke(cli, ["new", "greeter", "--runtime", runtime, "--template", template, "--dir", str(tmp_path)])
@@ -133,17 +134,24 @@ def test_the_scaffold_validates_and_points_only_at_what_users_have(runner, tmp_p
     spec = yaml.safe_load(texts["function.yaml"])
     if template == "cloudevents":
         assert spec["triggers"] == [{"event": {"broker": "default", "filter": {"type": "com.example.order.created"}}}]
-        assert spec["http"] == {"visibility": "cluster-local"} and '"specversion": "1.0"' in texts["handler.py"]
+        handler = texts.get("handler.py") or texts["handler.js"]
+        assert spec["http"] == {"visibility": "cluster-local"}
+        assert '"specversion": "1.0"' in handler or "specversion: '1.0'" in handler
     if runtime.startswith("python"):  # the contract, where the user edits
         for word in ("params", "headers", "cloudevent", "(body, status)", "(body, status, headers)", "None", "204"):
             assert word in texts["handler.py"], word
+    if runtime.startswith("node"):
+        for word in ("params", "headers", "cloudevent", "context.reply(body, status", "null", "204"):
+            assert word in texts["handler.js"], word
+        assert set(texts) == {"function.yaml", "handler.js", "package.json", "package-lock.json"}
 
 
 def test_the_cloudevents_template_is_for_python_runtimes(runner, tmp_path):
     r = runner.invoke(cli, ["new", "greeter", "--runtime", "dockerfile", "--template", "cloudevents",
                             "--dir", str(tmp_path)])
-    assert r.exit_code == 2 and r.output.strip() == ("fnops: --template cloudevents is for the python runtimes, not "
-                                                     "'dockerfile' (python3.11, python3.12, python3.13)")
+    assert r.exit_code == 2 and r.output.strip() == (
+        "fnops: --template cloudevents is for the python and node runtimes, not 'dockerfile' (python3.11, python3.12, "
+        "python3.13, node20, node22, node24, node26)")
     assert os.listdir(tmp_path) == []
 
 

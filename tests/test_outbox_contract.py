@@ -65,6 +65,36 @@ def test_guards_and_records(store):
     store.put("slack-message", "k", {"ts": "1.3", "channel": "C1"})
     assert store.get("slack-message", "k") == {"ts": "1.3", "channel": "C1"}
     assert store.get("nothing", "here") is None
+    # A namespace lists its own records only, by key: what the canary bake timers walk.
+    store.put("canary-bake", "b|dev", {"due": 2})
+    store.put("canary-bake", "a|dev", {"due": 1})
+    assert store.items("canary-bake") == [("a|dev", {"due": 1}), ("b|dev", {"due": 2})]
+    assert store.items("nothing") == []
+
+
+def test_bakes_started_together_on_two_replicas_are_both_kept(store_url):
+    """Two replicas recording bakes at the same moment: each timer is its own record, so
+    neither write can drop the other (a shared index read and rewritten could)."""
+    from fnops.bridge import canary
+
+    stores = [open_store(store_url), open_store(store_url)]
+    try:
+        def start(i):
+            for n in range(10):
+                canary.start_bake(stores[i], f"fn{i}-{n}", "dev", {"image": "img", "percent": 10, "due": 0,
+                                    "function": f"fn{i}-{n}", "environment": "dev", "next": 100,
+                                    "bakeSeconds": 1, "started": 0})
+        threads = [threading.Thread(target=start, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seen = []
+        assert canary.Baker(stores[0], seen.extend).tick(now=1.0) == 20
+        assert sorted(e["function"] for e in seen) == sorted(f"fn{i}-{n}" for i in (0, 1) for n in range(10))
+    finally:
+        for s in stores:
+            s.close()
 
 
 def test_prune_forgets_only_what_every_sink_delivered(store):

@@ -418,7 +418,7 @@ def test_status_marks_stale_pins_and_plan_lists_the_work(repo, registry, tmp_pat
     plan = json.loads(r.stdout)
     pinned = yaml.safe_load(show(bare, "functions/hello/releases/dev.yaml"))["source"]["commit"]
     assert plan["plan"] == [{"function": "hello", "environment": "dev", "reason": "changed",
-                             "sourceCommit": changed, "pinnedCommit": pinned}]
+                             "sourceCommit": changed, "pinnedCommit": pinned, "test": None}]
     assert [s["function"] for s in plan["skipped"]] == ["cat"]
     assert all_tags(reg) == tags  # nothing built or pushed
     import gha_runner

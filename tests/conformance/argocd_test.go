@@ -105,7 +105,8 @@ func healthSamples(live *unstructured.Unstructured) []healthSample {
 			{"ready", withStatus(live, gen, observed(gen, conditions("Ready", "True", ""))), "Healthy"},
 			{"new-generation-not-observed", withStatus(live, gen+1, observed(gen, conditions("Ready", "True", ""))), "Progressing"},
 		}
-	case schema.GroupKind{Group: "http.keda.sh", Kind: "HTTPScaledObject"}:
+	case schema.GroupKind{Group: "http.keda.sh", Kind: "HTTPScaledObject"},
+		schema.GroupKind{Group: "http.keda.sh", Kind: "InterceptorRoute"}:
 		// metav1.Conditions, each with its own observedGeneration; the status has none.
 		cond := func(g int64, status, reason string) map[string]interface{} {
 			return map[string]interface{}{"conditions": []interface{}{map[string]interface{}{
@@ -116,6 +117,8 @@ func healthSamples(live *unstructured.Unstructured) []healthSample {
 			{"create-error", withStatus(live, gen, cond(gen, "False", "CreateError")), "Degraded"},
 			{"new-generation-not-observed", withStatus(live, gen+1, cond(gen, "True", "Reconciled")), "Progressing"},
 		}
+	case schema.GroupKind{Group: "serving.knative.dev", Kind: "DomainMapping"}:
+		return domainMappingHealthSamples(live, gen) // domainmapping_test.go
 	}
 	return nil
 }

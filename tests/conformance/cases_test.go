@@ -38,6 +38,8 @@ type suite struct {
 type argoCDPolicy struct {
 	Prune       bool     `json:"prune"`
 	SyncOptions []string `json:"syncOptions"`
+	// CompareOptions: the argocd.argoproj.io/compare-options annotation (serverside_test.go).
+	CompareOptions []string `json:"compareOptions"`
 }
 
 // applyOutOfSyncOnly: with this sync option Argo CD applies only what compares OutOfSync;
@@ -243,6 +245,12 @@ func TestConformance(t *testing.T) {
 // everything when anything is out of sync, and then compares again.
 func runCase(t *testing.T, rec *recorder, s *suite, c caseSpec, manifests func(stepSpec) ([]*unstructured.Unstructured, error)) {
 	cl := newCluster(c.Namespace)
+	compare, err := parseCompareOptions(s.ArgoCD.CompareOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.compare = compare
+	created := revisionsCreated{} // traffic_test.go: the revisions the steps stamped
 	for i, st := range c.Steps {
 		stepName := fmt.Sprintf("%d-%s", i, st.Name)
 		t.Run(stepName, func(t *testing.T) {
@@ -250,6 +258,7 @@ func runCase(t *testing.T, rec *recorder, s *suite, c caseSpec, manifests func(s
 			if err != nil {
 				t.Fatal(err)
 			}
+			cl.platform = plat // a server-side diff's dry run meets this step's webhooks
 			objs, err := manifests(st)
 			if err != nil {
 				t.Fatal(err)
@@ -268,7 +277,7 @@ func runCase(t *testing.T, rec *recorder, s *suite, c caseSpec, manifests func(s
 			if i == 0 || st.Resync || cl.outOfSync(objs) {
 				var apply []*unstructured.Unstructured
 				for _, o := range syncOrder(objs) {
-					if live := cl.get(o); live != nil && s.ArgoCD.applyOutOfSyncOnly() && argoCDSynced(o, live) == nil {
+					if live := cl.get(o); live != nil && s.ArgoCD.applyOutOfSyncOnly() && cl.synced(o, live) == nil {
 						continue
 					}
 					apply = append(apply, o)
@@ -294,7 +303,25 @@ func runCase(t *testing.T, rec *recorder, s *suite, c caseSpec, manifests func(s
 					continue // the refusal is the failure; the old object stays live
 				}
 				if live := cl.get(o); live != nil {
-					rec.check(t, res(o, "synced"), argoCDSynced(o, live), toYAML(o))
+					if i == 0 {
+						created.seed(live)
+					}
+					created.add(live)
+					rec.check(t, res(o, "synced"), cl.synced(o, live), toYAML(o))
+					// The other diff strategy too (serverside_test.go): what an app that
+					// switches it would see.
+					if cl.compare.serverSideDiff {
+						rec.check(t, res(o, "synced/legacy-diff"), argoCDSynced(o, live), toYAML(o))
+					} else {
+						rec.check(t, res(o, "synced/server-side-diff"), serverSideSynced(cl, plat, cl.compare, o, live), toYAML(o))
+					}
+				}
+			}
+
+			for _, o := range objs {
+				if live := cl.get(o); live != nil && live.GetKind() == "Service" &&
+					live.GroupVersionKind().Group == "serving.knative.dev" {
+					rec.check(t, res(o, "traffic"), created.judgeTraffic(live), toYAML(live))
 				}
 			}
 

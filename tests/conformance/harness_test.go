@@ -158,6 +158,9 @@ func TestHarnessJudges(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if strings.HasPrefix(tc.name, "kafka ") && !judgesKafkaSource {
+				t.Skip("eventing-kafka-broker is not in this Knative set (kafkasource_test.go)")
+			}
 			if tc.platform == "" {
 				tc.platform = "default"
 			}
@@ -280,7 +283,8 @@ func TestHarnessSyncPolicy(t *testing.T) {
 				if r.Check == "step" {
 					steps++
 				}
-				if !r.OK {
+				// Server-side diff's refusal here is TestHarnessServerSideDiff's to show.
+				if !r.OK && r.Check != "synced/server-side-diff" {
 					got = append(got, r.Step+" "+r.Check+": "+r.Message)
 				}
 			}

@@ -14,7 +14,6 @@ import (
 	"knative.dev/pkg/apis"
 	kjson "knative.dev/pkg/webhook/json"
 
-	kafkasourcesv1beta1 "knative.dev/eventing-kafka-broker/control-plane/pkg/apis/sources/v1beta1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
@@ -66,14 +65,7 @@ var knativeKinds = map[schema.GroupVersionKind]knativeKind{
 		defaultingCtx:    (*platform).eventingDefaultingCtx,
 		validationCtx:    (*platform).eventingValidationCtx,
 	},
-	kafkasourcesv1beta1.SchemeGroupVersion.WithKind("KafkaSource"): {
-		newObj:           func() knativeObject { return &kafkasourcesv1beta1.KafkaSource{} },
-		defaulting:       "defaulting.webhook.kafka.eventing.knative.dev",
-		validation:       "validation.webhook.kafka.eventing.knative.dev",
-		strictValidation: true,
-		defaultingCtx:    (*platform).kafkaDefaultingCtx,
-		validationCtx:    (*platform).kafkaValidationCtx,
-	},
+	// KafkaSource: kafkasource_test.go (not in the oldest Knative set, see there).
 }
 
 func denied(webhook, format string, a ...interface{}) error {

@@ -15,8 +15,8 @@ from .origin import (DEFAULT_APPLICATION, DEFAULT_APPLICATION_NAMESPACE, DEFAULT
                      template_problem)
 
 Config = namedtuple("Config", "path host port token hmac_secret store_url max_body gitops slack github rollback "
-                               "tokens argocd_url delivery retention data_dir origins http catch_up",
-                    defaults=(None,))
+                               "tokens argocd_url delivery retention data_dir origins http catch_up scaling",
+                    defaults=(None, None))
 GitOps = namedtuple("GitOps", "repo branch audit_branch token functions_dir github_repo")
 Slack = namedtuple("Slack", "token default_channel base_url allowed_channels")
 GitHub = namedtuple("GitHub", "token base_url allowed_repos min_write_interval")
@@ -27,9 +27,12 @@ Retention = namedtuple("Retention", "done_after max_pending_events")
 Http = namedtuple("Http", "max_connections header_timeout body_timeout keep_alive")
 # Where the catch-up reads Argo CD's Applications (bridge/catchup.py): a Kubernetes API.
 CatchUp = namedtuple("CatchUp", "url token_file token ca_file interval max_age")
+# Scaling history (bridge/scaling.py): transitions recorded per function and environment per
+# hour, and the token KEDA puts in its sink URL (its http sink sends no headers).
+Scaling = namedtuple("Scaling", "max_per_hour path_token")
 
 TOP = ("listen", "auth", "store", "dataDir", "maxBodyBytes", "gitops", "slack", "github", "rollback", "argocd", "delivery",
-       "retention", "http")
+       "retention", "http", "scaling")
 
 
 def _env(c: Checker, path, name, *, required: bool):
@@ -55,7 +58,7 @@ def load(path: str) -> Config:
         c.fail(("listen",), f"'{listen}' is not host:port (e.g. 0.0.0.0:8080)")
         port = "0"
     auth = c.mapping(("auth",), v.get("auth"), ("bearerTokenEnv", "hmacSecretEnv", "argocdTokenEnv",
-                                                "alertmanagerTokenEnv"))
+                                                "alertmanagerTokenEnv", "kedaTokenEnv", "kedaPathTokenEnv"))
     if not auth:
         c.fail(("auth",), "is required: bearerTokenEnv and/or hmacSecretEnv (every POST is authenticated)")
     token = _env(c, ("auth", "bearerTokenEnv"), auth.get("bearerTokenEnv"), required=True)
@@ -63,7 +66,15 @@ def load(path: str) -> Config:
     # Each door may have its own token, so Alertmanager's cannot post Argo CD events.
     tokens = {"argocd": _env(c, ("auth", "argocdTokenEnv"), auth.get("argocdTokenEnv"), required=True),
               "alertmanager": _env(c, ("auth", "alertmanagerTokenEnv"), auth.get("alertmanagerTokenEnv"),
-                                   required=True)}
+                                   required=True),
+              "keda": _env(c, ("auth", "kedaTokenEnv"), auth.get("kedaTokenEnv"), required=True)}
+    # KEDA's CloudEventSource posts to a URI and sends no headers: its door may take a token
+    # in the path instead (/v1/keda/<token>), which opens that door only.
+    keda_path_token = _env(c, ("auth", "kedaPathTokenEnv"), auth.get("kedaPathTokenEnv"), required=True)
+    if keda_path_token and (len(keda_path_token) < 24 or not keda_path_token.isascii()
+                            or not keda_path_token.replace("-", "").replace("_", "").isalnum()):
+        c.fail(("auth", "kedaPathTokenEnv"), "the token must be at least 24 letters, digits, '-' or '_' "
+                                             "(it is part of a URL path)")
     store = c.typed(("store",), v.get("store", "sqlite:///var/lib/fnops/bridge.db"), str) or ""
     if not store.startswith(("sqlite:///", "postgresql://", "postgres://", "env:")):
         c.fail(("store",), f"'{_without_secrets(store)}' is not supported; use sqlite:///<path> (a volume that "
@@ -138,11 +149,13 @@ def load(path: str) -> Config:
                 c.parsed(("http", "bodyTimeout"), h.get("bodyTimeout", "30s"), units.whole_seconds, 1, 600) or 30,
                 c.parsed(("http", "keepAlive"), h.get("keepAlive", "5s"), units.whole_seconds, 1, 300) or 5)
     catch_up = _catch_up(c, a.get("catchUp"), retention.done_after)
+    sc = c.mapping(("scaling",), v.get("scaling"), ("maxPerHour",))
+    scaling = Scaling(c.integer(("scaling", "maxPerHour"), sc.get("maxPerHour", 12), 1, 3600) or 12, keda_path_token)
     c.raise_if_any()
     return Config(path, host, int(port), token, hmac_secret, store, max_body, gitops, slack, github,
                   Rollback(bake if bake is not None else 900, tuple(alert_names), tuple(alert_namespaces)),
                   tokens, argocd_url.rstrip("/") if argocd_url else None, delivery, retention, data_dir, origins, http,
-                  catch_up)
+                  catch_up, scaling)
 
 
 def _catch_up(c: Checker, cu, keep_seconds: float) -> CatchUp | None:

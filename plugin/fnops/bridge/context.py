@@ -11,6 +11,7 @@ from .correlate import InvalidRelease, Mirror, raw_release, release_info
 class Context:
     def __init__(self, config, store, data_dir: str):
         self.config, self.store, self.data_dir = config, store, data_dir
+        self.metrics = None  # the server's Metrics, once built (sinks count what they see)
         g = config.gitops
         self.mirror = Mirror(os.path.join(data_dir, "gitops-mirror.git"), g.repo, g.branch, g.token, g.functions_dir)
 

@@ -91,7 +91,13 @@ def release_info(mirror: Mirror, fn: str, env: str, revision: str, fresh: bool =
                     "revision": rel.previous_revision, "source": rel.previous_source}
         info.update(image=str(rel.image), source={k: str(v) for k, v in source.items() if v},
                     previous={k: v for k, v in previous.items() if v}, releasedAt=rel.released_at,
-                    rollbackOf=rel.rollback_of)
+                    rollbackOf=rel.rollback_of, ranRevision=rel.revision)
+        # The canary's place in its steps, which bridge/canary.py walks (None: no split).
+        from ..spec.canary import canary_state
+
+        state = canary_state(spec, rel)
+        if state is not None:
+            info["canary"] = {**state, "steps": list(spec.canary_steps), "approval": spec.approval}
     return info
 
 

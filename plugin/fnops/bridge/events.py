@@ -214,6 +214,8 @@ def from_alertmanager(body, admit=None, ignored: list | None = None) -> list[dic
             raise BadPayload(f"field 'alerts[{i}].status' must be firing or resolved")
         if not labels.get("fnops_function") or not labels.get("fnops_environment"):
             continue
+        if labels.get("fnops_scaling"):  # scaling history (bridge/scaling.py): never an SLO alert
+            continue
         lf = Fields(labels, f"alerts[{i}].labels.")
         key = (lf.label("fnops_function"), lf.label("fnops_environment"))
         ann = af.string_map("annotations")

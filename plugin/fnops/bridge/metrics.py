@@ -6,11 +6,15 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-PATHS = ("/v1/argocd", "/v1/alertmanager", "/healthz", "/readyz", "/metrics")
-SOURCES = ("argocd", "alertmanager")
+PATHS = ("/v1/argocd", "/v1/alertmanager", "/v1/keda", "/healthz", "/readyz", "/metrics")
+SOURCES = ("argocd", "alertmanager", "keda")
 RESULTS = ("done", "retry", "failed")
 CUTS = ("header-timeout", "body-timeout", "evicted", "refused")
 CODES = ("200", "202", "400", "401", "404", "405", "413", "422", "503")
+# A Slack post whose outcome is unknown (a crash or outage after it was sent) is looked up
+# before posting again: found (adopted), absent, or not possible (no-scope: the token lacks
+# channels:history/groups:history; no-channel-id: a channel name whose ID is not known yet; error).
+SLACK_LOOKUPS = ("found", "absent", "no-scope", "no-channel-id", "error")
 
 
 class _OutboxCollector:
@@ -54,6 +58,10 @@ class Metrics:
                                        ["reason"], registry=r)
         self.latency = Histogram("fnops_bridge_delivery_seconds", "Accept-to-delivered time per sink.", ["sink"],
                                  buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800), registry=r)
+        self.slack_lookups = Counter("fnops_bridge_slack_lookups", "Slack posts of unknown outcome looked up in "
+                                     "the channel's history, by result.", ["result"], registry=r)
+        for result in SLACK_LOOKUPS:
+            self.slack_lookups.labels(result)
         for source in SOURCES:  # every series exists from the start: a rate over it needs no first event
             self.ignored.labels(source)
         for reason in CUTS:

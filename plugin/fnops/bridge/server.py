@@ -27,6 +27,7 @@ def serve(config_path: str) -> None:
     ctx = Context(cfg, store, cfg.data_dir)
     sinks = build(cfg, ctx)
     metrics = Metrics(store, sinks)
+    ctx.metrics = metrics
 
     def sinks_for(event):
         return [name for name, s in sinks.items() if s.accepts(event)]
@@ -41,6 +42,7 @@ def serve(config_path: str) -> None:
     app.ready = lambda: lanes.alive() and store.healthy()
     lanes.start()
     janitor.start()
+    baker = _baker(store, lanes, sinks)
     catch_up = _catch_up(cfg, lanes)
     logging.getLogger("fnops.bridge").info("listening on %s:%s, store %s, sinks: %s", cfg.host, cfg.port, store.name,
                                            ", ".join(sinks))
@@ -53,9 +55,23 @@ def serve(config_path: str) -> None:
         if catch_up:
             catch_up.stop()
         janitor.stop()
+        if baker:
+            baker.stop()
         lanes.stop()
         lanes.join(15)
         store.close()
+
+
+def _baker(store, lanes, sinks):
+    """The canary's bake timers (bridge/canary.py): bakes that ended while the bridge was
+    down act on its first pass."""
+    from .canary import Baker
+
+    if "canary" not in sinks:
+        return None
+    baker = Baker(store, lanes.accept)
+    baker.start()
+    return baker
 
 
 def _catch_up(cfg, lanes):

@@ -50,18 +50,27 @@ def validate(paths):
     """Check function folders (and folders of them); print `path:line:col: message` per problem."""
     from ..spec import validate_folder
     from ..spec.discover import function_folders
+    from ..spec.domain_conflicts import conflicts as domain_conflicts
 
     folders = function_folders(paths or ["."])
     if not folders:
         raise click.UsageError(f"no function.yaml found under {', '.join(paths or ['.'])}")
-    bad = 0
+    bad_folders: set = set()
     for folder in folders:
         problems = validate_folder(folder)
         if problems:
-            bad += 1
+            bad_folders.add(folder)
             for p in problems:
                 click.echo(str(p), err=True)
             annotate(SpecError(problems))
+    # What no single folder shows: two of them mapping one domain.
+    clashes = domain_conflicts(folders)
+    for p in clashes:
+        bad_folders.add(os.path.dirname(p.path))
+        click.echo(str(p), err=True)
+    if clashes:
+        annotate(SpecError(clashes))
+    bad = len(bad_folders)
     ok = len(folders) - bad
     click.echo(f"{len(folders)} function(s) checked: {ok} ok, {bad} with problems", err=True)
     if bad:
@@ -71,10 +80,11 @@ def validate(paths):
 @cli.command()
 @click.argument("name")
 @click.option("--runtime", default="python3.12", show_default=True,
-              type=click.Choice(["python3.11", "python3.12", "python3.13", "dockerfile", "image"]))
+              type=click.Choice(["python3.11", "python3.12", "python3.13", "node20", "node22", "node24", "node26",
+                                 "dockerfile", "image"]))
 @click.option("--template", default="http", show_default=True, type=click.Choice(["http", "cloudevents"]),
               help="http: answers requests; cloudevents: takes events from a broker and replies with one "
-                   "(python runtimes).")
+                   "(python and node runtimes).")
 @click.option("--dir", "directory", default="functions", show_default=True, type=click.Path(file_okay=False),
               help="Folder that holds the function folders.")
 def new(name, runtime, template, directory):

@@ -143,7 +143,8 @@ def rollback(function, env, reason, output, **g):
 @click.option("--function", "only", multiple=True, metavar="NAME", help="Only these functions (repeatable): one "
               "job of a matrix fanned out from `--plan`.")
 @click.option("--jobs", type=click.IntRange(1, 256), default=None, help="Builds at once (default: the CPU count).")
-@click.option("--base-image", metavar="REF", help="Base image for python runtimes (default python:<ver>-slim).")
+@click.option("--base-image", metavar="REF", help="Base image for python and node runtimes (default python:<ver>-slim, "
+                                                  "node:<major>-slim).")
 @click.option("--dry-run", is_flag=True, help="Build everything, push and commit nothing.")
 @click.option("--pin/--no-pin", default=True, show_default=True, help="Commit the pushed digests to releases/<env>.yaml.")
 @click.option("--allow-older", is_flag=True, help="Pin even over a pin whose source is newer or unrelated.")
@@ -209,14 +210,26 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
                "annotations": annotations, "tags": tags, "secrets": secrets, "ssh": ssh, "no_cache": no_cache}
     if since and every:
         raise click.BadParameter("--since and --all exclude each other", param_hint="--all")
-    results, sha, pr, plan = run_ship(
-        env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name, since=since,
-        every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
-        token=token_from(g["token_env"], url), source=source, pin=pin, mode=g["mode"], github_repo=g["github_repo"],
-        builder_options=options, plan_only=plan_only, allow_older=allow_older, approved=approved, jobs=jobs,
-        only=tuple(only), extra_build_args=build_args, warn=warn, target=target)
+    from ..delivery.imagetest import TestFailed, plan_dict, shown_command
+    from ..escape import shown
+
+    try:
+        results, sha, pr, plan = run_ship(
+            env=env, registry=registry, functions_dir=g["functions_dir"], builder_name=builder_name, since=since,
+            every=every, base_image=base_image, dry_run=dry_run, gitops_repo=url, branch=resolve_branch(g["branch"]),
+            token=token_from(g["token_env"], url), source=source, pin=pin, mode=g["mode"],
+            github_repo=g["github_repo"], builder_options=options, plan_only=plan_only, allow_older=allow_older,
+            approved=approved, jobs=jobs, only=tuple(only), extra_build_args=build_args, warn=warn, target=target)
+    except TestFailed as e:
+        if output == "json":  # what was built and how each test went; nothing pushed (exit 1 follows)
+            rows = [{**r._asdict(), "sourceCommit": source.commit} for r in e.results]
+            click.echo(_json.dumps({"functions": rows, "skipped": [], "commit": None, "dryRun": dry_run,
+                                    "pullRequest": None, "error": str(e)}, sort_keys=True))
+        raise
+    tests = plan.tests or {}
     planned = [{"function": i.function, "environment": i.environment, "reason": i.reason,
-                "sourceCommit": i.source_commit, "pinnedCommit": i.pinned_commit} for i in plan.items]
+                "sourceCommit": i.source_commit, "pinnedCommit": i.pinned_commit,
+                "test": plan_dict(tests.get(i.function))} for i in plan.items]
     skipped = [{"function": s.function, "environment": s.environment, "why": s.why, "pinnedCommit": s.pinned_commit}
                for s in plan.skipped]
     if plan_only:
@@ -224,7 +237,9 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
             click.echo(_json.dumps({"plan": planned, "skipped": skipped}, sort_keys=True))
         else:
             for i in plan.items:
-                click.echo(f"{i.function} [{i.environment}] {i.reason}")
+                t = tests.get(i.function)
+                click.echo(f"{i.function} [{i.environment}] {i.reason}"
+                           + (f", then test: {shown(shown_command(t.command), 200)} (timeout {t.timeout}s)" if t else ""))
             click.echo(f"{len(plan.items)} to build, {len(plan.skipped)} up to date or pinned newer")
         write_outputs(plan=_json.dumps(planned, sort_keys=True), count=str(len(planned)))
         return
@@ -236,7 +251,8 @@ def ship(env, registry, builder_name, since, every, plan_only, only, jobs, base_
     else:
         for r in results:
             if r.reason != "pinned-newer":
-                click.echo(f"{r.function} [{r.environment}] {r.image} ({r.reason})" + ("" if r.pushed else " (not pushed)"))
+                click.echo(f"{r.function} [{r.environment}] {r.image} ({r.reason})" + ("" if r.pushed else " (not pushed)")
+                           + (f" test {r.test['status']} in {r.test['seconds']:.1f} s" if r.test else ""))
         for s in plan.skipped:
             line = f"{s.function} [{s.environment}] skipped: {s.why}"
             if s.why == "pinned-newer":  # a late run: newer code is pinned already, not a failure

@@ -64,13 +64,20 @@ def write_outputs(**values):
             f.write(f"{k}<<{delimiter}\n{v}\n{delimiter}\n")
 
 
+def _test_cell(r) -> str:
+    """How the function's `test:` went, for the step summary ('—' when it declares none)."""
+    test = getattr(r, "test", None)
+    return f"{test['status']} in {test['seconds']:.1f} s" if test else "—"
+
+
 def write_step_summary(results, sha, env):
     """A Markdown table in $GITHUB_STEP_SUMMARY when running in GitHub Actions."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    lines = [f"### fnops ship → {env}", "", "| function | image | pushed |", "|---|---|---|"]
-    lines += [f"| `{r.function}` | `{r.image}` | {'yes' if r.pushed else 'no (dry run)'} |" for r in results]
+    lines = [f"### fnops ship → {env}", "", "| function | image | pushed | test |", "|---|---|---|---|"]
+    lines += [f"| `{r.function}` | `{r.image}` | {'yes' if r.pushed else 'no (dry run)'} | {_test_cell(r)} |"
+              for r in results]
     lines += ["", f"Pinned in `{sha}`." if sha else "Nothing pinned.", ""]
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n".join(lines))

@@ -301,10 +301,11 @@ class Docker:
                              "--buildx-builder (the action's `builder`), or use --builder buildah")
 
     def command(self, ctx, dockerfile, ref, metadata_file, *, build_args=(), push=True, scope=None,
-                target: str | None = None) -> list[str]:
+                target: str | None = None, load: bool = False) -> list[str]:
         """The buildx command line. Pushing uses the registry exporter with rewritten file
         timestamps (SOURCE_DATE_EPOCH, set in the environment, gives the rest); a dry run
-        uses the cache-only exporter, which pushes and loads nothing."""
+        uses the cache-only exporter, which pushes and loads nothing; `load` (not pushing)
+        loads the image into docker, where `fnops ship` runs a function's `test:`."""
         args = ["docker", "buildx", "build", "-f", dockerfile, "-t", ref, "--metadata-file", metadata_file,
                 f"--provenance={self.provenance_flag()}", f"--sbom={'true' if self.sbom else 'false'}"]
         if self.instance:
@@ -323,11 +324,13 @@ class Docker:
             args += ["--cache-from", f"type=gha,scope={scope}", "--cache-to", f"type=gha,mode=max,scope={scope}"]
         for a in build_args:
             args += ["--build-arg", a]
-        args += ["--output", "type=registry,rewrite-timestamp=true" if push else "type=cacheonly"]
+        args += ["--output", "type=registry,rewrite-timestamp=true" if push else "type=docker" if load
+                 else "type=cacheonly"]
         return [*args, ctx]
 
     def build(self, ctx, dockerfile, ref, *, build_args=(), tls_verify=True, scope=None,
-              timestamp: int | None = None, push: bool = True, target: str | None = None) -> None:
+              timestamp: int | None = None, push: bool = True, target: str | None = None,
+              load: bool = False) -> None:
         self.check_driver()
         env = dict(os.environ)
         if timestamp is not None:
@@ -335,7 +338,8 @@ class Docker:
         with tempfile.TemporaryDirectory(prefix="fnops-buildx-") as d:
             meta = os.path.join(d, "metadata.json")
             code, text = _run_builder(self.command(ctx, dockerfile, ref, meta, build_args=build_args, scope=scope,
-                                                   push=push, target=target), env, _label(ref))
+                                                   push=push, target=target, load=load and not push), env,
+                                      _label(ref))
             if code != 0:
                 if "push" in text.lower() and ("unauthorized" in text.lower() or "denied" in text.lower()):
                     raise _push_error("docker", ref, text)

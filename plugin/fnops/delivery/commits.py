@@ -15,6 +15,11 @@ def commit_message(changes: list[Change], why: str | None = None) -> str:
             title = f"fnops: roll back {c0.function} in {c0.environment} to {short(c0.image)}"
         elif c0.action == "promote":
             title = f"fnops: promote {c0.function} to {c0.environment} ({short(c0.image)})"
+        elif c0.action == "canary-promote":
+            title = f"fnops: promote the canary of {c0.function} in {c0.environment} to 100% ({short(c0.image)})"
+        elif c0.action.startswith("canary-"):
+            title = (f"fnops: canary of {c0.function} in {c0.environment} to {c0.action[7:]}% "
+                     f"({short(c0.image)})")
         else:
             title = f"fnops: release {c0.function} to {c0.environment} ({short(c0.image)})"
     else:
@@ -43,6 +48,8 @@ def review_branch(ops: list[PinOp]) -> str:
     """One stable branch per function × environment set, so a new run updates its open PR."""
     names = sorted({op.name for op in ops})
     envs = sorted({op.env for op in ops})
+    if all(op.kind == "canary" for op in ops):  # not the branch a release's own PR is on
+        return f"fnops/canary/{'+'.join(envs)}/{'+'.join(names)[:60]}"
     return f"fnops/{'+'.join(envs)}/{names[0] if len(names) == 1 else f'{len(names)}-functions-' + '-'.join(names)[:60]}"
 
 
@@ -68,12 +75,21 @@ def commit_pins(ops, *, repo: str | None, url: str | None, branch: str, token: s
     if mode == "pr":
         from . import pullrequests
 
-        prs = pullrequests.PullRequests(pullrequests.repo_slug(github_repo or url), api_token or token, api_url)
+        from .origin import remote_url
+
+        # A remote on no GitHub (GitLab, Gitea, a bare repository: the Tekton path) has no pull
+        # request API fnops speaks: the review branch is pushed and a person opens the request.
+        remote = url or remote_url(repo or ".")
+        slug = pullrequests.github_slug(github_repo or url)
+        prs = pullrequests.PullRequests(slug, api_token or token, api_url) if slug else None
         head = review_branch(ops)
         with gitops.scratch_tree(repo, url, branch, token) as tree:
             sha, new = gitops.publish_branch(tree, branch, head, change, **(publish_kwargs or {}))
             if sha is None:
                 return None, list(applied), None
+            if prs is None:
+                pullrequests.say_open_it(head, branch, remote)
+                return sha, list(applied), None
             title = commit_message(applied, why).splitlines()[0]
             try:
                 pr = prs.open_or_update(head=head, base=branch, title=title,

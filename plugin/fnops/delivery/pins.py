@@ -17,8 +17,10 @@ from ..types import PinnedImage
 from .origin import Source
 
 HEADER = "Written by fnops (bump, promote, rollback). Comments are kept; values are rewritten."
+OWNED_KEYS = ("image", "source", "releasedAt", "revision", "previous", "rollbackOf", "canary", "promoted")
 
-# What one operation did to one pin. action: release | promote | rollback
+# What one operation did to one pin. action: release | promote | rollback | canary (a step or the
+# promotion of a canary, written by the bridge)
 Change = namedtuple("Change", "action function environment image source previous_image rollback_of path")
 
 
@@ -59,6 +61,14 @@ def revision_of(fn, release) -> str | None:
     return knative.service(fn, release, RenderOptions())["spec"]["template"]["metadata"]["name"]
 
 
+def ran_revision(fn, rel) -> str | None:
+    """The revision a pin ran: the one it recorded when written. A pin from before the record
+    is rendered now, with today's function.yaml — right unless that changed since (F5)."""
+    if rel is None:
+        return None
+    return rel.revision or revision_of(fn, rel)
+
+
 def _source_of(rel) -> dict | None:
     from ..spec.units import utc_text
 
@@ -95,6 +105,15 @@ class PinOp:
         self.outcome: str | None = None
         self.late_ok = kind == "release" and late_ok
         self.missing_ok = missing_ok  # promote --all: a function not pinned in from_env is left alone
+        self.expect_image, self.step = None, None  # kind canary: the release it moves, and to what
+
+    @classmethod
+    def canary(cls, functions_dir: str, name: str, env: str, image: str, step: int | None) -> "PinOp":
+        """The bridge's canary move for the release pinning `image`: to `step` percent, or
+        promoted (None)."""
+        op = cls(functions_dir, name, env, "canary")
+        op.expect_image, op.step = image, step
+        return op
 
     def apply(self, root: str) -> Change | None:
         from ..spec import load_function, load_release_for, release_path
@@ -129,7 +148,8 @@ class PinOp:
             return None
         write_pin(path, values)
         src = values.get("source") or {}
-        return Change(self.kind, self.name, self.env, values["image"], src,
+        action = self.kind if self.kind != "canary" else f"canary-{self.step}" if self.step else "canary-promote"
+        return Change(action, self.name, self.env, values["image"], src,
                       current.image if current else None, values.get("rollbackOf"),
                       os.path.relpath(path, root))
 
@@ -156,6 +176,13 @@ class PinOp:
         if src:
             values["source"] = src
         values["releasedAt"] = released_at()
+        # What `fnops render` names this release's revision now, with this function.yaml: the
+        # stable side of the next canary and the target of a rollback route to exactly it.
+        from ..spec.model import Release
+
+        rev = revision_of(fn, Release(path="", image=image))
+        if rev:
+            values["revision"] = rev
         if same_source:
             # A rebuild of the same code (new base image, say): `previous` keeps naming the
             # release before it, so a rollback still restores other code.
@@ -164,7 +191,7 @@ class PinOp:
                 values["previous"] = prev
         elif current is not None:
             prev = {"image": str(current.image)}
-            rev = revision_of(fn, current)
+            rev = ran_revision(fn, current)
             if rev:
                 prev["revision"] = rev
             src_before = _source_of(current)
@@ -235,7 +262,30 @@ class PinOp:
         if current.previous_source:
             values["source"] = _strs(current.previous_source)
         values["releasedAt"] = released_at()
+        if current.previous_revision:
+            values["revision"] = current.previous_revision  # the one that ran: Knative re-uses it
         values["rollbackOf"] = str(current.image)
+        return values
+
+    def _canary(self, fn, folder, current):
+        """The bridge's next canary step (`step`: a percent) or its promotion (`step` None) of
+        the release pinning `expect_image`. Pins only move forward: a newer release, a rollback
+        or a step already taken makes this a no-op or a refusal, never an overwrite."""
+        where = f"{self.functions_dir}/{self.name}/releases/{self.env}.yaml"
+        if current is None or str(current.image) != str(self.expect_image):
+            now = current.image if current is not None else "nothing"
+            raise Refused(f"{where}: superseded, {self.env} now pins {now}")
+        if current.rollback_of:
+            raise Refused(f"{where}: rolled back (to {current.image}); the canary is over")
+        if current.promoted or (self.step is not None and (current.canary_step or 0) >= self.step):
+            self.outcome = "unchanged"
+            return None
+        values = {"image": str(current.image), "source": _source_of(current), "releasedAt": current.released_at,
+                  "revision": current.revision, "previous": _previous_of(current)}
+        if self.step is None:
+            values["promoted"] = True
+        else:
+            values["canary"] = {"step": self.step, "at": released_at()}
         return values
 
 
@@ -267,7 +317,7 @@ def write_pin(path: str, values: dict) -> None:
     if not isinstance(data, CommentedMap):
         data = CommentedMap()
         data.yaml_set_start_comment(HEADER)
-    for key in ("image", "source", "releasedAt", "previous", "rollbackOf"):
+    for key in OWNED_KEYS:
         new = values.get(key)
         if new is None:
             data.pop(key, None)

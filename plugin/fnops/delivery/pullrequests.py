@@ -27,6 +27,29 @@ def repo_slug(url_or_slug: str | None) -> str:
     raise UsageError("PR mode needs the GitHub repository: pass --github-repo OWNER/NAME or set GITHUB_REPOSITORY")
 
 
+def github_slug(url_or_slug: str | None) -> str | None:
+    """repo_slug, or None where no GitHub repository is named (a GitLab, Gitea or bare
+    remote, and no $GITHUB_REPOSITORY): PR mode then pushes only the review branch."""
+    try:
+        return repo_slug(url_or_slug)
+    except UsageError:
+        return None
+
+
+def say_open_it(head: str, base: str, remote: str | None) -> None:
+    """PR mode without GitHub: the review branch is pushed; say who opens the request."""
+    from .gitops import redact_url
+
+    where = f" to {redact_url(remote)}" if remote else ""
+    text = (f"pushed the review branch {head}{where}, but opened no pull request: fnops opens them through "
+            f"GitHub's API only and this remote is not on GitHub (if it is, pass --github-repo OWNER/NAME). "
+            f"Open a merge request from {head} into {base} on your Git host; merging it deploys")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::notice::{workflow_data(text)}", file=sys.stderr, flush=True)
+    else:
+        print(f"fnops: {printable(text)}", file=sys.stderr, flush=True)
+
+
 def body_for(changes, why: str | None) -> str:
     from .pins import short
 

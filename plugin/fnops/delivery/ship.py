@@ -3,9 +3,12 @@
 What needs shipping is decided by the ledger (`ledger.plan`): each function whose folder
 differs from the source its pin records at the branch tip, or that has no pin. Order
 matters for "nothing half-done": every spec is validated before anything is built, every
-image is built before anything is pushed, and the pin commit comes only after every push
-succeeded. (docker buildx pushes as it builds, so with it a failed build can leave
-earlier functions' tags in the registry; they are never pinned.)
+image is built — and every function's `test:` has passed in its image (imagetest) — before
+anything is pushed, and the pin commit comes only after every push succeeded. A failed test
+stops the run as a failed build does: nothing of it is pushed or pinned. (docker buildx
+pushes as it builds, so with it a failed build can leave earlier functions' tags in the
+registry; they are never pinned. A tested function it builds into docker first, and pushes
+only after every test passed.)
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from ..errors import SpecError, UsageError
 from ..types import GitSha, PinnedImage, Repository
 from .detect import all_functions, changed_functions, repo_root
 
-# imageid and metadata: build-push-action's outputs of the same names, per function.
-Shipped = namedtuple("Shipped", "function environment image digest pushed reason imageid metadata",
-                     defaults=(None, None))
-Plan = namedtuple("Plan", "items skipped")
+# imageid and metadata: build-push-action's outputs of the same names, per function; test:
+# how its `test:` went (imagetest.as_dict), None when it declares none.
+Shipped = namedtuple("Shipped", "function environment image digest pushed reason imageid metadata test",
+                     defaults=(None, None, None))
+# tests: function -> its declared ImageTest (what `--plan` shows will run), for planned functions.
+Plan = namedtuple("Plan", "items skipped tests", defaults=(None,))
 
 
 def _tip_plan(root, functions_dir, env, names, head, history, gitops_repo, branch, token):
@@ -101,6 +106,7 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
             problems += e.problems
     if problems:
         raise SpecError(problems)
+    plan = plan._replace(tests={fn.name: fn.test for fn in fns if fn.test is not None and fn.runtime != "image"})
     reasons = {i.function: i.reason for i in plan.items}
     mode = approval_mode(fns, env, mode, approved) if pin else (mode or "push")
     work = []
@@ -119,6 +125,15 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         if fn.runtime.startswith("python") and warn is not None:
             for problem in unpinned_requirements(fn.folder):
                 warn(problem)
+    # A node folder whose dependencies no lockfile pins is refused before anything is built.
+    for fn, _ in work:
+        if fn.runtime.startswith("node"):
+            try:
+                runtimes.npm.needs_install(fn.folder)
+            except SpecError as e:
+                problems += e.problems
+    if problems:
+        raise SpecError(problems)
     if plan_only or not work:
         return [], None, None, plan
 
@@ -130,24 +145,41 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
     build_args = ([f"BASE_IMAGE={base_image}"] if base_image else []) + list(extra_build_args)
     built, contexts = [], []
 
-    def build_one(fn, ref):
+    # buildx pushes while it builds: a function with a test is first built into the local
+    # image store (`load`) and tested there, and built again to push only once every test
+    # passed (the same layers, from buildx's cache). buildah builds locally anyway.
+    push_later = getattr(b, "name", "") == "docker"
+
+    def build_one(fn, ref, push=not dry_run, load=False):
         ctx, dockerfile = runtimes.build_context(fn, base_image)
         contexts.append(ctx)
         tls = not (is_loopback(ref) or (base_image and is_loopback(base_image)))
         b.build(ctx, dockerfile, ref, build_args=build_args, tls_verify=tls, scope=f"fnops-{fn.name}",
                 timestamp=source_date_epoch(history, head, os.path.join(functions_dir, os.path.basename(os.path.normpath(fn.folder)))),
-                push=not dry_run, **({"target": target} if target and fn.runtime == "dockerfile" else {}))
+                push=push, **({"target": target} if target and fn.runtime == "dockerfile" else {}),
+                **({"load": True} if load else {}))
         built.append((fn, ref, tls))
         return fn, ref, tls
 
     try:
-        done = _parallel([lambda fn=fn, ref=ref: build_one(fn, ref) for fn, ref in work], jobs)
+        done = _parallel([lambda fn=fn, ref=ref: build_one(fn, ref, *((False, True) if fn.test and push_later else ()))
+                          for fn, ref in work], jobs)
+        tests = _run_tests(b, done, jobs)
+        if any(o.status != "passed" for o in tests.values()):
+            from .imagetest import TestFailed, as_dict
+
+            # As a failed build: nothing of this run is pushed or pinned, not even what passed.
+            raise TestFailed([o for o in tests.values() if o.status != "passed"],
+                             [Shipped(fn.name, env, ref, None, False, reasons[fn.name], None, None,
+                                      as_dict(tests.get(fn.name))) for fn, ref, _ in done])
+        if push_later and not dry_run and tests:
+            _parallel([lambda fn=fn, ref=ref: build_one(fn, ref) for fn, ref, _ in done if fn.name in tests], jobs)
         if dry_run:
-            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name], *_metadata(b, ref))
-                    for fn, ref, _ in done], None, None, plan
+            return [Shipped(fn.name, env, ref, None, False, reasons[fn.name], *_metadata(b, ref),
+                            _test_dict(tests, fn.name)) for fn, ref, _ in done], None, None, plan
         digests = _parallel([lambda ref=ref, tls=tls: b.push(ref, tls_verify=tls) for _, ref, tls in done], jobs)
         pushed = [(fn, PinnedImage.parse(f"{ref}@{digest}")) for (fn, ref, _), digest in zip(done, digests)]
-        meta = {fn.name: _metadata(b, ref) for fn, ref, _ in done}
+        meta = {fn.name: (*_metadata(b, ref), _test_dict(tests, fn.name)) for fn, ref, _ in done}
     finally:
         for ctx in contexts:
             shutil.rmtree(ctx, ignore_errors=True)
@@ -171,6 +203,21 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
     return results, sha, pr, plan
 
 
+def _run_tests(b, done, jobs) -> dict:
+    """Each built function's `test:` in its image, in parallel like the builds; -> function
+    -> imagetest.Outcome, for the functions that declare a test."""
+    from . import imagetest
+
+    calls = [lambda fn=fn, ref=ref: imagetest.run(b, fn, ref) for fn, ref, _ in done if fn.test is not None]
+    return {o.function: o for o in _parallel(calls, jobs)} if calls else {}
+
+
+def _test_dict(tests: dict, name: str):
+    from .imagetest import as_dict
+
+    return as_dict(tests.get(name))
+
+
 def _metadata(b, ref: str) -> tuple:
     """-> (image ID, the builder's metadata) of a build, as far as the builder tells."""
     meta = b.metadata(ref) if hasattr(b, "metadata") else {}
@@ -189,7 +236,7 @@ def settle(results, plan, ops):
     outcome = {op.name: op.outcome for op in ops if op.outcome}
     results = [r._replace(reason=OUTCOMES[outcome[r.function]]) if r.function in outcome else r for r in results]
     late = [Skipped(r.function, r.environment, "pinned-newer", None) for r in results if r.reason == "pinned-newer"]
-    return results, Plan(plan.items, sorted([*plan.skipped, *late], key=lambda s: s.function))
+    return results, plan._replace(skipped=sorted([*plan.skipped, *late], key=lambda s: s.function))
 
 
 def _parallel(calls, jobs: int | None) -> list:

@@ -47,10 +47,41 @@ def collect(root: str, functions_dir: str, history=None, head: str | None = None
                     row.update(image=str(rel.image), sourceCommit=rel.source_commit, releasedAt=rel.released_at,
                                rollbackOf=rel.rollback_of,
                                stale=_staleness(history, head, functions_dir, name, rel.source_commit))
+                    canary = _canary(fn, rel)
+                    if canary:
+                        row["canary"] = canary
             except SpecError as e:
                 row["problem"] = str(e.problems[0])
             rows.append(row)
     return rows
+
+
+def _canary(fn, rel, now: float | None = None) -> dict | None:
+    """The canary's state from the pin, with the time left in its bake. The bridge starts the
+    bake when Argo CD reports the step deployed, which is after the commit this counts from:
+    `timeLeft` is the least the step still waits."""
+    import time
+
+    from ..spec.canary import canary_state
+    from ..spec.units import utc_seconds
+
+    state = canary_state(fn, rel)
+    if state is None or state["state"] != "baking":
+        return state
+    since = utc_seconds(state.get("since"))
+    if since is not None:
+        left = since + state["bakeSeconds"] - (time.time() if now is None else now)
+        state["timeLeft"] = max(0, int(left))
+    return state
+
+
+def _canary_note(c: dict) -> str:
+    if c["state"] == "promoted":
+        return "canary promoted (100%)"
+    left = c.get("timeLeft")
+    wait = ("bake time unknown" if left is None else f"≥{left}s of bake left" if left else
+            "bake over once synced: the bridge moves it")
+    return f"canary {c['percent']}% → {c['next']}%, {wait}"
 
 
 def table(rows: list[dict]) -> str:
@@ -66,6 +97,8 @@ def table(rows: list[dict]) -> str:
             notes.append(f"rollback of {short(r['rollbackOf'])}")
         if r.get("stale"):
             notes.append("stale: folder changed since this source")
+        if r.get("canary"):
+            notes.append(_canary_note(r["canary"]))
         note = "; ".join(notes)
         body.append((r["function"], r["environment"] or "-", short(r["image"]) if r["image"] else "(not pinned)",
                      (r.get("sourceCommit") or "")[:7] or "-", r.get("releasedAt") or "-", note))

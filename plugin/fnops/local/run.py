@@ -14,6 +14,10 @@ then stops the old: no connection is ever refused. A server that does not start 
 error, a missing package) is reported in one line and the old one keeps serving; while no
 server runs, the socket answers 503 with the reason (a request never hangs on a dead server).
 
+node runtimes run the image's server (runtimes/node/server.js) with this machine's `node` the
+same way, on the same socket handshake; the function's dependencies are what `npm ci` put in
+its folder's node_modules.
+
 `runtime: dockerfile` functions are built with buildah and run with `buildah run` (chroot
 isolation shares this machine's network), which binds the port itself: the old container
 keeps serving while the new image builds, and the switch has a short gap."""
@@ -68,7 +72,7 @@ def snapshot(folder: str, extra: tuple = ()) -> dict:
 # a registry password) are the developer's, not the function's; in the cluster it sees only
 # its function.yaml `env:` too. It needs more? Put it in `env:`, an overlay, or -e for one run.
 PASSED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SSL_CERT_FILE",
-                    "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"})
+                    "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
 PASSED_PREFIXES = ("LC_", "PYTHON")
 # Set by fnops run (and Knative) for the server: a variable for one run may not replace them.
 RESERVED = frozenset({"PORT", "HOST", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})
@@ -142,7 +146,9 @@ def check_environment(folder: str, env: str | None) -> None:
 
 
 def python_mismatch(fn) -> str | None:
-    """A warning when this Python is not the one the image runs."""
+    """A warning when this Python (or node) is not the one the image runs."""
+    if fn.runtime.startswith("node"):
+        return node_mismatch(fn)
     if not fn.runtime.startswith("python"):
         return None
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -177,6 +183,10 @@ def load_failure(fn, failure: dict) -> str:
         where += f":{failure['line']}"
         if failure.get("col"):
             where += f":{failure['col']}"
+    if kind == "ModuleNotFoundError" and failure.get("module") and fn.runtime.startswith("node"):
+        return (f"{where}: requires '{failure['module']}', which is not in {os.path.join(fn.folder, 'node_modules')}; "
+                f"add it to package.json (`npm install {failure['module']}` there) or, if it is listed, install the "
+                f"lockfile's packages with `npm ci --prefix {shlex.quote(fn.folder)}`")
     if kind == "ModuleNotFoundError" and failure.get("module"):
         top = failure["module"].split(".")[0]
         req = os.path.join(fn.folder, "requirements.txt")
@@ -342,13 +352,16 @@ class PythonServer:
     def prepare(self, fn) -> None:
         pass
 
+    def command(self) -> list[str]:
+        return [sys.executable, os.path.join(runtimes.HERE, "python", "server.py")]
+
     def start(self, fn) -> Child:
-        server = os.path.join(runtimes.HERE, "python", "server.py")
+        command = self.command()
         r, w = os.pipe()
         env = environment(fn, self.port, self.host, self.variables)
         env.update({"FNOPS_LISTEN_FD": str(self.listener.fileno()), "FNOPS_READY_FD": str(w), "FNOPS_ACCESS_LOG": "1"})
         try:
-            proc = subprocess.Popen([sys.executable, server], cwd=fn.folder, env=env, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(command, cwd=fn.folder, env=env, stdin=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, pass_fds=(self.listener.fileno(), w))
         except BaseException:
             os.close(r)
@@ -361,6 +374,34 @@ class PythonServer:
 
     def close(self) -> None:
         pass
+
+
+def node_executable() -> str:
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        raise UsageError("the node runtimes run with this machine's Node.js, and `node` is not on PATH "
+                         "(install Node.js, https://nodejs.org)")
+    return node
+
+
+def node_mismatch(fn) -> str | None:
+    """A warning when this machine's node is not the major version the image runs."""
+    p = subprocess.run([node_executable(), "--version"], capture_output=True, text=True)
+    here = p.stdout.strip().lstrip("v").split(".")[0]
+    wanted = fn.runtime[len("node"):]
+    if here == wanted:
+        return None
+    return (f"{fn.folder}: runtime {fn.runtime}, but this node is {p.stdout.strip() or 'unknown'}; the image runs "
+            f"Node.js {wanted}, so what differs between them behaves differently here")
+
+
+class NodeServer(PythonServer):
+    """nodeNN: server.js with this machine's node, on the socket `fnops run` holds."""
+
+    def command(self) -> list[str]:
+        return [node_executable(), os.path.join(runtimes.HERE, "node", "server.js")]
 
 
 def _loopback_bases(dockerfile: str) -> bool:
@@ -576,7 +617,8 @@ class Loop:
         else:
             self.listener = bind(self.host, self.requested_port, self.say)
             port = self.listener.getsockname()[1]
-            runner = PythonServer(self.listener, self.host, port, variables)
+            server = NodeServer if fn.runtime.startswith("node") else PythonServer
+            runner = server(self.listener, self.host, port, variables)
         self.registration = Registration(fn.name, self.folder, self.env, self.host)
         self.registration.update(port=port)
         url = self.registration.data["url"]
@@ -642,7 +684,7 @@ class Loop:
             self.say(e.format())
             self.say("still serving the previous version" if old is not None else "still waiting for a change")
             return old, fn
-        if (new_fn.runtime == "dockerfile") != (fn.runtime == "dockerfile"):
+        if _server_kind(new_fn.runtime) != _server_kind(fn.runtime):
             self.say(f"runtime changed from {fn.runtime} to {new_fn.runtime}: restart fnops run to serve it"
                      + ("; still serving the previous version" if old is not None else ""))
             return old, fn
@@ -671,6 +713,11 @@ class Loop:
         self.registration.update(state="serving", reason=None)
         self.say(f"reloaded {new_fn.name} in {time.monotonic() - started:.2f} s")
         return child, new_fn
+
+
+def _server_kind(runtime: str) -> str:
+    """What serves a runtime: a reload cannot switch between these."""
+    return "dockerfile" if runtime == "dockerfile" else "node" if runtime.startswith("node") else "python"
 
 
 def serve(folder: str, env: str | None, port: int | None = None, host: str = "127.0.0.1", reload: bool = True,

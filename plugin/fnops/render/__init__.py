@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..spec.model import Function, Release
-from . import dashboard, eventing, keda, knative, monitor, slo
+from . import dashboard, domain, eventing, keda, knative, monitor, slo
 from .block import Block
 from .options import RenderOptions
 
@@ -16,7 +16,7 @@ def render_objects(fn: Function, release: Release, opts: RenderOptions) -> list[
         objs = keda.objects(fn, release, opts)
     else:
         svc = knative.service(fn, release, opts)
-        objs = [svc, *eventing.sources(fn, opts)]
+        objs = [svc, *eventing.sources(fn, opts), *domain.objects(fn, opts)]
     if fn.slo is not None:
         if opts.platform.scrape == "podmonitor":
             objs.append(monitor.pod_monitor(fn, opts))

@@ -2,7 +2,10 @@
 add-on when the function serves HTTP and a KafkaSource per kafka trigger.
 
 KEDA allows one ScaledObject per Deployment, so HTTP scaling joins the other triggers as
-an `external-push` trigger and the HTTPScaledObject is told not to create its own.
+an `external-push` trigger and the HTTPScaledObject is told not to create its own. Where the
+platform says its add-on has the newer routing API (FNOPS_KEDA_HTTP_API=interceptorroute,
+add-on ≥ 0.15), an InterceptorRoute carries the routing and the metric instead: it never
+creates a ScaledObject, and the add-on's scaler finds it by the trigger's `interceptorRoute`.
 
 Nothing reaches a Deployment scaled to zero but through something that waits for it
 (upstream-review F8, F9): HTTP enters by Service `<fn>`, an ExternalName of the add-on's
@@ -37,7 +40,8 @@ def objects(fn: Function, release: Release, opts: RenderOptions) -> list:
     if http or kafka:
         out.append(service(fn, opts))
     if http:
-        out += [entry_service(fn, opts), http_scaled_object(fn, opts)]
+        route = interceptor_route if opts.platform.keda_http_api == "interceptorroute" else http_scaled_object
+        out += [entry_service(fn, opts), route(fn, opts)]
     out.append(scaled_object(fn, opts, http))
     sink = {"ref": {"apiVersion": "v1", "kind": "Service", "name": app_name(fn)}}
     out += [eventing.kafka_source(fn, t, name, opts, sink=sink, default_delivery=COLD_START_DELIVERY)
@@ -113,11 +117,7 @@ def http_scaled_object(fn: Function, opts: RenderOptions) -> dict:
     }
     if s.scale_down_delay is not None:
         spec["scaledownPeriod"] = s.scale_down_delay
-    target = int(s.target) if s.target is not None else 100
-    if s.metric == "rps":
-        spec["scalingMetric"] = {"requestRate": {"targetValue": target, "window": "1m", "granularity": "1s"}}
-    else:
-        spec["scalingMetric"] = {"concurrency": {"targetValue": target}}
+    spec["scalingMetric"] = scaling_metric(fn)
     return {
         "apiVersion": "http.keda.sh/v1alpha1",
         "kind": "HTTPScaledObject",
@@ -126,12 +126,35 @@ def http_scaled_object(fn: Function, opts: RenderOptions) -> dict:
     }
 
 
+def scaling_metric(fn: Function) -> dict:
+    """The same in both APIs (HTTPScaledObject v1alpha1 and InterceptorRoute v1beta1)."""
+    s = fn.scale
+    target = int(s.target) if s.target is not None else 100
+    if s.metric == "rps":
+        return {"requestRate": {"targetValue": target, "window": "1m", "granularity": "1s"}}
+    return {"concurrency": {"targetValue": target}}
+
+
+def interceptor_route(fn: Function, opts: RenderOptions) -> dict:
+    """Routing only: replicas and the scale-down delay stay on our ScaledObject."""
+    return {
+        "apiVersion": "http.keda.sh/v1beta1",
+        "kind": "InterceptorRoute",
+        "metadata": common.metadata(fn.name, fn, opts),
+        "spec": {
+            "target": {"service": app_name(fn), "port": 80},
+            "rules": [{"hosts": hosts(fn, opts)}],
+            "scalingMetric": scaling_metric(fn),
+        },
+    }
+
+
 def scaled_object(fn: Function, opts: RenderOptions, http: bool) -> dict:
     s = fn.scale
     triggers = []
     if http and s.metric in ("concurrency", "rps"):
-        triggers.append({"type": "external-push",
-                         "metadata": {"scalerAddress": opts.keda_http_scaler, "httpScaledObject": fn.name}})
+        key = "interceptorRoute" if opts.platform.keda_http_api == "interceptorroute" else "httpScaledObject"
+        triggers.append({"type": "external-push", "metadata": {"scalerAddress": opts.keda_http_scaler, key: fn.name}})
     if s.metric in ("cpu", "memory") and s.memory_target is not None:
         triggers.append({"type": s.metric, "metricType": "AverageValue", "metadata": {"value": s.memory_target}})
     elif s.metric in ("cpu", "memory"):

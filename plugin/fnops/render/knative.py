@@ -89,10 +89,17 @@ def service(fn: Function, release: Release, opts: RenderOptions) -> dict:
 
 
 def traffic(fn: Function, release: Release, rev: str) -> list:
+    """The stable side is the revision the previous pin recorded (what really ran); the canary
+    gets the step the bridge last committed (`canary.step`), else traffic.canary; `promoted`
+    ends the split. A rollback pin routes to the revision that ran, by name, when today's
+    function.yaml would name the restored image's revision differently."""
     prev = release.previous_revision
-    if fn.canary is None or not prev or prev == rev:
+    if release.rollback_of and release.revision and release.revision != rev:
+        return [{"revisionName": release.revision, "latestRevision": False, "percent": 100}]
+    if fn.canary is None or not prev or prev == rev or release.promoted:
         return [{"latestRevision": True, "percent": 100}]
+    pct = release.canary_step or fn.canary
     return [
-        {"revisionName": prev, "latestRevision": False, "percent": 100 - fn.canary, "tag": STABLE_TAG},
-        {"revisionName": rev, "latestRevision": False, "percent": fn.canary, "tag": CANARY_TAG},
+        {"revisionName": prev, "latestRevision": False, "percent": 100 - pct, "tag": STABLE_TAG},
+        {"revisionName": rev, "latestRevision": False, "percent": pct, "tag": CANARY_TAG},
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..spec.model import BURNS, LATENCY_QUANTILE, Function
 from ..spec.units import format_number
-from . import common
+from . import common, scaling
 from .block import Block
 from .metrics import number, selector
 from .options import RenderOptions
@@ -42,12 +42,16 @@ def prometheus_rule(fn: Function, opts: RenderOptions) -> dict:
         threshold = round(slo.latency_p95_seconds / unit, 9)
         rules += [_alert(fn, opts, "latency", burn, round(1 - LATENCY_QUANTILE, 9),
                          lambda w: sel.slow_ratio(w, threshold, bounds), sel.latency_count) for burn in BURNS]
+    groups = [{"name": f"fnops.{fn.name}.slo", "rules": rules}]
+    scaling_group = scaling.group(fn, opts)  # scaling history for the bridge's audit log (render/scaling.py)
+    if scaling_group:
+        groups.append(scaling_group)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": common.metadata(f"{fn.name}-slo", fn, monitoring_namespace(opts),
                                     extra_labels=dict(opts.platform.rule_labels)),
-        "spec": {"groups": [{"name": f"fnops.{fn.name}.slo", "rules": rules}]},
+        "spec": {"groups": groups},
     }
 
 

@@ -99,6 +99,10 @@ def validate_folder(folder: str, platform: Platform | None = None) -> list[Probl
     if not isinstance(doc.value, dict):
         return unique(problems)
     problems += bad_release_names(folder)[:MAX_ENVIRONMENTS]
+    if str(doc.value.get("runtime", "")).startswith("node"):
+        from .packagejson import check as check_package_json  # node folders only: render never loads it
+
+        problems += check_package_json(folder, _display(folder))[1]
     envs = all_envs = environments_of(doc, folder)
     if len(envs) > MAX_ENVIRONMENTS:
         # Each environment is a full check: their number bounds what validation costs.

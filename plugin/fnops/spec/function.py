@@ -13,6 +13,9 @@ from .check import Checker
 from .limits import MAX_ENV, MAX_ENV_FROM, MAX_ENVIRONMENTS, MAX_HOSTS, MAX_KEDA_SCALERS
 from .platform import Platform
 from .triggers import triggers as _triggers
+from .domains import check_domain
+from .imagetest import image_test
+from .canary import canary_steps
 from .model import (
     BURNS,
     DEPLOYERS,
@@ -33,7 +36,7 @@ from .model import (
 TOP_KEYS = (
     "name", "runtime", "handler", "image", "deployer", "env", "envFrom", "resources",
     "timeout", "concurrency", "http", "scale", "triggers", "slo", "traffic", "notify",
-    "rollback", "approval", "environments",
+    "rollback", "approval", "environments", "test",
 )
 OVERLAY_KEYS = tuple(k for k in TOP_KEYS if k not in ("name", "environments"))
 SCALE_KEYS = ("min", "max", "initial", "metric", "target", "window", "scaleDownDelay", "prometheus")
@@ -159,18 +162,20 @@ def resolve(doc: Doc, folder: str, env: str | None, platform: Platform = Platfor
     requests, limits = _resources(c, v.get("resources"))
     timeout = c.parsed(("timeout",), v.get("timeout"), units.whole_seconds, 1, 600)
     concurrency = c.integer(("concurrency",), v.get("concurrency"), 0, 1000)
-    http = c.mapping(("http",), v.get("http"), ("visibility", "hosts"))
+    http = c.mapping(("http",), v.get("http"), ("visibility", "hosts", "domain"))
     visibility = c.choice(("http", "visibility"), http.get("visibility", "public"), VISIBILITIES) or "public"
     hosts = c.string_list(("http", "hosts"), http.get("hosts"), most=MAX_HOSTS, what="hosts")
     if hosts and deployer != "keda":
         c.fail(("http", "hosts"), "only used with deployer: keda (Knative assigns hosts itself)")
     for i, host in enumerate(hosts):
         _check_host(c, ("http", "hosts", i), host, platform.keda_hosts)
+    domain = check_domain(c, http.get("domain"), deployer=deployer, visibility=visibility, settings=platform.domains)
     scale = _scale(c, v.get("scale"), deployer, visibility, platform)
     triggers = _triggers(c, v.get("triggers"), deployer, name or "fn", env)
     slo = _slo(c, v.get("slo"), deployer, platform)
-    traffic = c.mapping(("traffic",), v.get("traffic"), ("canary",))
+    traffic = c.mapping(("traffic",), v.get("traffic"), ("canary", "steps", "bakeTime"))
     canary = c.integer(("traffic", "canary"), traffic.get("canary"), 1, 99)
+    canary, steps, bake_seconds = canary_steps(c, traffic, canary)
     if canary is not None and deployer != "knative":
         c.fail(("traffic", "canary"), "traffic splitting needs deployer: knative")
     if canary is not None and name and len(CANARY_TAG) + 1 + len(name) > 63:
@@ -180,6 +185,7 @@ def resolve(doc: Doc, folder: str, env: str | None, platform: Platform = Platfor
     rollback = c.choice(("rollback",), v.get("rollback", "off"), ROLLBACK_MODES) or "off"
     # `approval: required` makes promotions into this environment a pull request by default.
     approval = c.choice(("approval",), v.get("approval", "none"), ("none", "required")) or "none"
+    test = image_test(c, v.get("test"), runtime)  # what `fnops ship` runs in the built image
     if deployer == "keda" and scale and scale.metric in KPA_METRICS and visibility == "none":
         c.fail(("scale", "metric"), f"'{scale.metric}' scaling needs HTTP; with http.visibility none scale on triggers or cpu|memory|prometheus")
     if deployer == "keda" and scale and scale.min == 0 and not any(isinstance(t, (KafkaTrigger, CronTrigger)) for t in triggers):
@@ -209,6 +215,7 @@ def resolve(doc: Doc, folder: str, env: str | None, platform: Platform = Platfor
             requests=requests, limits=limits, timeout=300 if timeout is None else timeout,
             concurrency=concurrency or 0, visibility=visibility, hosts=hosts, scale=scale, triggers=triggers,
             slo=slo, canary=canary, notify_slack=slack, rollback=rollback, approval=approval, environments=envs,
+            test=test, canary_steps=steps, bake_seconds=bake_seconds, domain=domain,
         ),
         c,
     )

@@ -21,7 +21,10 @@ def record(name: str, fields: str, **defaults):
         raise TypeError(f"{name}: defaults must be the trailing fields")
     return namedtuple(name, names, defaults=[defaults[n] for n in tail])
 
-RUNTIMES = ("python3.11", "python3.12", "python3.13", "dockerfile", "image")
+# node: the LTS lines on 2026-12-02 (22 and 24 in maintenance, 26 active LTS since 2026-10-28),
+# and 20 (end of life 2026-04-30) for the machines that still have only it.
+NODE_RUNTIMES = ("node20", "node22", "node24", "node26")
+RUNTIMES = ("python3.11", "python3.12", "python3.13", *NODE_RUNTIMES, "dockerfile", "image")
 PYTHON_RUNTIMES = RUNTIMES[:3]
 DEPLOYERS = ("knative", "keda")
 VISIBILITIES = ("public", "cluster-local", "none")
@@ -83,18 +86,36 @@ LATENCY_QUANTILE = 0.95  # latencyP95: 95% of requests within it, so 5% is the l
 
 # releases/<env>.yaml; image/previous_image are PinnedImage, source_commit a GitSha.
 # source_time: the source commit's time as the pin records it (orders pins without history).
+# revision: the Knative revision name rendered for this pin when it was written (what really
+# ran; None in pins written before it was recorded). canary_step: the percent the bridge moved
+# the canary to, canary_at when; promoted: the bridge promoted it (100% new, no split).
 Release = record("Release", "path image source_repo source_commit source_ref source_run released_at "
-                 "previous_image previous_revision rollback_of previous_source source_time", source_repo=None,
+                 "previous_image previous_revision rollback_of previous_source source_time revision canary_step "
+                 "promoted canary_at", source_repo=None,
                  source_commit=None, source_ref=None, source_run=None, released_at=None, previous_image=None,
-                 previous_revision=None, rollback_of=None, previous_source=None, source_time=None)
+                 previous_revision=None, rollback_of=None, previous_source=None, source_time=None, revision=None,
+                 canary_step=None, promoted=False, canary_at=None)
+
+
+# `test:` — what `fnops ship` runs inside the image it just built, before any push: argv
+# (a tuple of strings, no shell) and a timeout in whole seconds. Not named Test*: pytest
+# would try to collect it wherever a test module imports it.
+ImageTest = record("ImageTest", "command timeout", timeout=600)
+TEST_TIMEOUT_DEFAULT, TEST_TIMEOUT_MAX = 600, 3600
 
 
 # image: the repository only (releases pin tag + digest); env/requests/limits: ((k, v), …).
+# test: an ImageTest, or None when the function declares none.
+# canary_steps: traffic.steps (percents the bridge advances through after each bake, then
+# promotes); bake_seconds: traffic.bakeTime, how long each step bakes.
+# domain: http.domain as a spec.domains.Domain (name, tls_secret), or None.
 Function = record(
     "Function",
     "name runtime folder environment handler image deployer env secrets config_maps requests limits timeout "
-    "concurrency visibility hosts scale triggers slo canary notify_slack rollback approval environments",
+    "concurrency visibility hosts scale triggers slo canary notify_slack rollback approval environments test "
+    "canary_steps bake_seconds domain",
     handler="handler:handle", image=None, deployer="knative", env=(), secrets=(), config_maps=(), requests=(),
     limits=(), timeout=300, concurrency=0, visibility="public", hosts=(), scale=Scale(), triggers=(), slo=None,
-    canary=None, notify_slack=None, rollback="off", approval="none", environments=(),
+    canary=None, notify_slack=None, rollback="off", approval="none", environments=(), test=None,
+    canary_steps=(), bake_seconds=600, domain=None,
 )

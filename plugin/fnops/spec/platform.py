@@ -7,12 +7,17 @@ env sets: whoever may edit an Application must not be able to loosen these.
 
   FNOPS_KEDA_HOSTS         dns (default): KEDA HTTP hosts are lowercase DNS names;
                            wildcard: also `*.example.com`; catch-all: also `*` (every host)
+  FNOPS_KEDA_HTTP_API      how `deployer: keda` HTTP is routed through KEDA's HTTP add-on:
+                           httpscaledobject (default; add-on ≥ 0.8) or interceptorroute
+                           (InterceptorRoute http.keda.sh/v1beta1, add-on ≥ 0.15)
   FNOPS_PROMETHEUS_SERVER  the serverAddress used when a function names none
   FNOPS_PROMETHEUS_SERVERS comma-separated serverAddresses a function may name; with either
                            set, no other address renders (neither set: any http(s) URL)
   FNOPS_ALLOWED_SECRETS    comma-separated patterns (fnmatch; `{function}` stands for the
                            function's name) for envFrom.secrets; unset: any secret in the
                            namespace, which is then the boundary (see README)
+  FNOPS_DOMAIN_CLAIMS, FNOPS_ALLOWED_DOMAINS, FNOPS_DOMAIN_TLS_SECRET, FNOPS_CLUSTER_DOMAIN
+                           custom domains (http.domain): see spec/domains.py
 
 What the SLO alerts and dashboards are written against (README, "SLOs, metrics, dashboards"):
 
@@ -38,8 +43,12 @@ from collections import namedtuple
 from ..errors import UsageError
 from ..escape import shown
 from ..lazyre import LazyRe
+from .domains import DomainSettings
 
 KEDA_HOSTS = ("dns", "wildcard", "catch-all")
+# The HTTP add-on's routing objects: HTTPScaledObject (v1alpha1, deprecated from v0.15 on)
+# or InterceptorRoute (v1beta1, routing only; our ScaledObject does all the scaling).
+KEDA_HTTP_APIS = ("httpscaledobject", "interceptorroute")
 SCRAPES = ("podmonitor", "none")
 # The queue-proxy's request-latency histogram per Knative metrics generation: its buckets'
 # upper bounds in the unit it exports (knative/serving pkg/queue/request_metric.go at
@@ -59,10 +68,11 @@ _LABEL_VALUE = LazyRe(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 
 class Platform(namedtuple("Platform", "keda_hosts prometheus_default prometheus_servers secrets knative_metrics "
-                          "rule_labels rule_namespace scrape dashboard_labels dashboard_namespace",
+                          "rule_labels rule_namespace scrape dashboard_labels dashboard_namespace domains keda_http_api",
                           defaults=("dns", None, (), (), "otel", (), None, "podmonitor", DEFAULT_DASHBOARD_LABELS,
-                                    None))):
-    """rule_labels, dashboard_labels: ((key, value), …); dashboard_labels () = no dashboards."""
+                                    None, DomainSettings(), "httpscaledobject"))):
+    """rule_labels, dashboard_labels: ((key, value), …); dashboard_labels () = no dashboards.
+    domains: custom-domain settings (FNOPS_DOMAIN_CLAIMS …, see spec/domains.py)."""
 
     __slots__ = ()
 
@@ -98,7 +108,15 @@ class Platform(namedtuple("Platform", "keda_hosts prometheus_default prometheus_
                     except ValueError as e:
                         raise UsageError(f"{name}: {e}") from None
         return cls(hosts, default, servers, _listed(environ.get("FNOPS_ALLOWED_SECRETS", "")),
-                   *_monitoring(environ))
+                   *_monitoring(environ), domains=DomainSettings.from_environ(environ),
+                   keda_http_api=_keda_http_api(environ))
+
+
+def _keda_http_api(environ) -> str:
+    api = environ.get("FNOPS_KEDA_HTTP_API") or "httpscaledobject"
+    if api not in KEDA_HTTP_APIS:
+        raise UsageError(f"FNOPS_KEDA_HTTP_API='{shown(api)}' is not one of {', '.join(KEDA_HTTP_APIS)}")
+    return api
 
 
 def _listed(text: str) -> tuple:

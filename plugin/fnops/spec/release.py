@@ -14,9 +14,10 @@ from .function import REVISION_HASH_LEN
 from .limits import MAX_RELEASE_BYTES
 from .model import Release
 
-RELEASE_KEYS = ("image", "source", "releasedAt", "previous", "rollbackOf")
+RELEASE_KEYS = ("image", "source", "releasedAt", "revision", "previous", "rollbackOf", "canary", "promoted")
 SOURCE_KEYS = ("repo", "commit", "ref", "run", "time")
 PREVIOUS_KEYS = ("image", "revision", "source")
+CANARY_KEYS = ("step", "at")
 
 
 def release_path(folder: str, env: str) -> str:
@@ -55,12 +56,22 @@ def load_release(folder: str, env: str, fn_name: str, repository: str | None, di
                f"e.g. {fn_name}-1a2b3c4d)")
         prev_rev = None
     rollback_of = c.typed(("rollbackOf",), v.get("rollbackOf"), str)
+    revision = c.typed(("revision",), v.get("revision"), str)
+    if revision is not None and not _own_revision(revision, fn_name):
+        c.fail(("revision",), f"'{shown(revision)}' is not a revision of this function ({fn_name}-<8 hex>)")
+        revision = None
+    # Written by the bridge as it walks the canary's steps (bridge/canary.py).
+    canary = c.mapping(("canary",), v.get("canary"), CANARY_KEYS)
+    step = c.integer(("canary", "step"), canary.get("step"), 1, 99)
+    canary_at = c.typed(("canary", "at"), canary.get("at"), str)
+    promoted = c.typed(("promoted",), v.get("promoted"), bool)
     c.raise_if_any()
     return Release(
         path=display, image=image, source_repo=src.get("repo"), source_commit=commit,
         source_ref=src.get("ref"), source_run=src.get("run"), released_at=released,
         previous_image=prev_image, previous_revision=prev_rev, rollback_of=rollback_of,
-        previous_source=dict(prev_src) or None, source_time=source_time,
+        previous_source=dict(prev_src) or None, source_time=source_time, revision=revision,
+        canary_step=step, promoted=bool(promoted), canary_at=canary_at,
     )
 
 

@@ -90,6 +90,97 @@ def handle(event, context):
     }
 '''
 
+NODE_HANDLER = """\
+// An HTTP function. `fnops run NAME` serves it; `fnops invoke NAME --data '{"name": "ada"}'` calls it.
+'use strict';
+
+/**
+ * Called once per request (or CloudEvent); may be async.
+ *
+ * event    the body: parsed JSON (application/json), a string (text/*, forms), a Buffer
+ *          (anything else), null when there is none. For a CloudEvent: its data.
+ * context  method ("POST"), path ("/orders/7"), query ("a=1"), params ({a: "1"}), headers
+ *          (lower-case names), cloudevent (null, or the event's attributes: id, source,
+ *          type, time, subject, datacontenttype, extensions).
+ *
+ * Return what the reply is: an object or array (JSON, 200), a string (text), a Buffer,
+ * null (204 No Content); context.reply(body, status[, headers]) for another status or
+ * headers, e.g. context.reply({error: 'no name'}, 400). An object with "specversion" is a
+ * CloudEvent reply. A throw is a 500 (its stack goes to the log, not the caller).
+ */
+exports.handle = async (event, context) => {
+  const name = event !== null && typeof event === 'object' && !Buffer.isBuffer(event) ? event.name : context.params.name;
+  if (name !== undefined && typeof name !== 'string') {
+    return context.reply({ error: 'name must be a string' }, 400);
+  }
+  return { message: `hello, ${name || 'world'}` };
+};
+"""
+
+NODE_CLOUDEVENTS_HANDLER = """\
+// A CloudEvents function: a Trigger delivers events of the type function.yaml filters on;
+// what handle() returns is a CloudEvent reply, which the broker routes on.
+//
+// Try it: fnops run NAME, then
+//     fnops invoke NAME --cloudevent com.example.order.created --data '{"id": 7}'
+'use strict';
+
+/**
+ * Called once per CloudEvent (and per plain request: then context.cloudevent is null).
+ *
+ * event    the event's data: parsed JSON, a string, a Buffer, or null.
+ * context  method, path, query, params, headers, and cloudevent, the attributes
+ *          (specversion, id, source, type, time, subject, datacontenttype, extensions).
+ *
+ * An object with "specversion" is a CloudEvent reply (sent in binary mode: its attributes as
+ * ce-* headers, its data as the body); `type` and `source` are required, `id` defaults to a
+ * new UUID. As any handler may, it can return context.reply(body, status[, headers]), and
+ * null to reply nothing (204 No Content); throw to fail (500: the broker retries).
+ */
+exports.handle = async (event, context) => {
+  const ce = context.cloudevent;
+  if (ce === null) {
+    return context.reply({ error: 'send a CloudEvent (ce-* headers, or application/cloudevents+json)' }, 400);
+  }
+  const order = event !== null && typeof event === 'object' && !Buffer.isBuffer(event) ? event : {};
+  return {
+    specversion: '1.0',
+    type: 'com.example.order.acknowledged',
+    source: `/functions/${process.env.K_SERVICE || 'local'}`, // Knative sets K_SERVICE
+    subject: String(order.id ?? ''),
+    time: new Date().toISOString(),
+    data: { order: order.id ?? null, acknowledges: ce.id },
+  };
+};
+"""
+
+# `npm ci` needs the lockfile even without dependencies; both are what npm itself writes.
+PACKAGE_JSON = """\
+{{
+  "name": "{name}",
+  "version": "1.0.0",
+  "private": true,
+  "description": "fnops function {name}: handler.js exports handle(event, context)",
+  "main": "handler.js",
+  "dependencies": {{}}
+}}
+"""
+
+PACKAGE_LOCK = """\
+{{
+  "name": "{name}",
+  "version": "1.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {{
+    "": {{
+      "name": "{name}",
+      "version": "1.0.0"
+    }}
+  }}
+}}
+"""
+
 DOCKERFILE = """\
 # runtime: dockerfile — fnops builds this file as it is. Replace server.py (or the CMD) with
 # your own server: it must listen on $PORT (Knative sets it; 8080 by default) and run as a
@@ -141,11 +232,12 @@ def scaffold(name: str, runtime: str, directory: str, template: str = "http") ->
         raise UsageError(f"'{name}' is not a valid function name: lowercase letters, digits and '-', "
                          f"starting with a letter, at most {MAX_NAME} characters")
     python = runtime.startswith("python")
+    node = runtime.startswith("node")
     if template not in ("http", "cloudevents"):
         raise UsageError(f"--template {template}: not a template (http, cloudevents)")
-    if template == "cloudevents" and not python:
-        raise UsageError(f"--template cloudevents is for the python runtimes, not '{runtime}' (python3.11, "
-                         "python3.12, python3.13)")
+    if template == "cloudevents" and not (python or node):
+        raise UsageError(f"--template cloudevents is for the python and node runtimes, not '{runtime}' (python3.11, "
+                         "python3.12, python3.13, node20, node22, node24, node26)")
     folder = os.path.join(directory, name)
     if os.path.exists(folder):
         raise UsageError(f"{folder} already exists; pick another name or remove it")
@@ -155,7 +247,7 @@ def scaffold(name: str, runtime: str, directory: str, template: str = "http") ->
         "function.yaml": FUNCTION_YAML.format(
             name=name, runtime=runtime, visibility="cluster-local" if events else "public",
             triggers=TRIGGERS if events else "",
-            handler_line="handler: handler:handle\n" if python else
+            handler_line="handler: handler:handle\n" if python or node else
             (f"image: registry.example.com/functions/{name}   # the repository releases pin\n" if runtime == "image" else ""),
         ),
     }
@@ -163,6 +255,10 @@ def scaffold(name: str, runtime: str, directory: str, template: str = "http") ->
         files["handler.py"] = CLOUDEVENTS_HANDLER if events else HANDLER
         files["requirements.txt"] = "# one requirement per line, pinned (name==version); `fnops run` needs them " \
                                     "installed in its Python\n"
+    elif node:
+        files["handler.js"] = NODE_CLOUDEVENTS_HANDLER if events else NODE_HANDLER
+        files["package.json"] = PACKAGE_JSON.format(name=name)
+        files["package-lock.json"] = PACKAGE_LOCK.format(name=name)
     elif runtime == "dockerfile":
         files["Dockerfile"] = DOCKERFILE
         files["server.py"] = DOCKERFILE_SERVER

@@ -15,6 +15,10 @@ class Sink:
     kinds: tuple | None = None  # event kinds this sink wants; None = all
 
     def accepts(self, event: dict) -> bool:
+        # `onlySinks` is set by the bridge itself (scaling transitions: the audit log, and Slack
+        # only when it matters), never taken from a payload.
+        if "onlySinks" in event and self.name not in event["onlySinks"]:
+            return False
         return self.kinds is None or event.get("kind") in self.kinds
 
     def deliver(self, event: dict, ctx) -> list[dict] | None:  # pragma: no cover - interface
@@ -24,6 +28,7 @@ class Sink:
 def build(config, ctx) -> dict:
     """name -> Sink for everything the config enables."""
     from .audit import AuditSink
+    from .canary import CanarySink
     from .github import GitHubSink
     from .rollback import RollbackSink
     from .slack import SlackSink
@@ -34,5 +39,6 @@ def build(config, ctx) -> dict:
         "github": lambda: GitHubSink(config.github, config.argocd_url, timeout) if config.github else None,
         "audit": lambda: AuditSink(config.gitops, ctx.data_dir),
         "rollback": lambda: RollbackSink(config.gitops, config.rollback, config.github),
+        "canary": lambda: CanarySink(config.gitops, config.rollback, config.github, config.argocd_url),
     }
     return {name: s for name, make in factories.items() if (s := make()) is not None}

@@ -25,6 +25,9 @@ def line_for(event: dict, release: dict) -> dict:
         "revision": (release or {}).get("revision") or event.get("revision"), "image": (release or {}).get("image"),
         "sourceRepo": source.get("repo"), "sourceCommit": source.get("commit"),
         "detail": truncate(detail(event), DETAIL_LIMIT),
+        # A scaling transition says when it happened (KEDA's event time, the alert's start or end).
+        **({"happenedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["happenedAt"]))}
+           if event.get("source") == "scaling" and event.get("happenedAt") else {}),
     }
 
 

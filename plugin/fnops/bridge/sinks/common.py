@@ -23,6 +23,22 @@ STATUS = {
     "rolled-back": ("rolled back", ":rewind:"),
     "rollback-proposed": ("rollback proposed", ":rewind:"),
     "rollback-skipped": ("rollback not done", ":no_entry_sign:"),
+    # the canary lifecycle (bridge/sinks/canary.py)
+    "canary-advanced": ("canary advanced", ":hatching_chick:"),
+    "canary-promoted": ("canary promoted", ":rocket:"),
+    "canary-proposed": ("canary move proposed", ":hatching_chick:"),
+    "canary-skipped": ("canary not moved", ":no_entry_sign:"),
+    # scaling history (bridge/scaling.py)
+    "scaled-to-zero": ("scaled to zero", ":zzz:"),
+    "scaled-from-zero": ("scaled from zero", ":sunrise:"),
+    "at-max-scale": ("at max scale", ":chart_with_upwards_trend:"),
+    "below-max-scale": ("below max scale again", ":chart_with_downwards_trend:"),
+    "scaler-failed": ("KEDA scaler failed", ":x:"),
+    "scaler-ready": ("KEDA scaler ready", ":white_check_mark:"),
+    "scaling-paused": ("KEDA scaling paused", ":double_vertical_bar:"),
+    "scaling-resumed": ("KEDA scaling resumed", ":arrow_forward:"),
+    "scaling-removed": ("KEDA ScaledObject removed", ":wastebasket:"),
+    "scaling-suppressed": ("scaling transitions not recorded", ":mute:"),
     "unknown": ("unknown", ":grey_question:"),
 }
 
@@ -74,12 +90,21 @@ def detail(event: dict) -> str:
     # A manually synced environment runs the rollback only once someone syncs it.
     awaited = (f"; {event.get('environment')} does not sync automatically: the rollback is applied when "
                f"{event.get('app') or 'its Application'} is synced in Argo CD") if event.get("syncAwaited") else ""
+    if event.get("canaryAborted"):
+        a = event["canaryAborted"]
+        awaited = f"; canary aborted at {a.get('percent')}%: {a.get('reason')}{awaited}"
     if kind == "rolled-back":
         return f"rolled back to {short_image(event.get('restoredImage'))} (commit {str(event.get('commit'))[:7]}){awaited}"
     if kind == "rollback-proposed":
         return f"rollback proposed in {event.get('pullRequest')}{awaited}"
     if kind == "rollback-skipped":
         return f"no rollback: {event.get('reason')}"
+    if kind in ("canary-advanced", "canary-promoted", "canary-proposed"):
+        to = {"canary-advanced": f"{event.get('next')}% to the new revision",
+              "canary-promoted": "100% to the new revision, split removed"}.get(kind, f"see {event.get('pullRequest')}")
+        return f"{word} from {event.get('percent')}%: {to} (commit {str(event.get('commit'))[:7]})"
+    if kind == "canary-skipped":
+        return f"canary not moved: {event.get('reason')}"
     msg = (event.get("message") or "").strip()
     return f"{word}" + (f": {msg}" if msg else "")
 

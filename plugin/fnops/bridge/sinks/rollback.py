@@ -7,7 +7,8 @@ never roll back a rollback, at most one rollback per release, nothing without a 
 release, nothing when a newer release already replaced it, a degradation only if it came
 after the release's sync and is the function's own workload — are reported as events,
 never silent. Where the environment does not sync automatically the rollback commit waits
-for a sync, and the report says so."""
+for a sync, and the report says so. A canary in its bake (the pin's split not yet promoted)
+is the canary sink's: it aborts it, with the same pin op, guard and reports."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import time
 from ...delivery import commits, pins
 from ...errors import PermanentError, TemporaryError
 from ..events import WORKLOADS, epoch as _epoch
+
+REVISION = ("serving.knative.dev", "Revision")
 from . import Sink
 
 
@@ -27,6 +30,22 @@ def _span(seconds: float) -> str:
         return f"{seconds // 3600}h{seconds % 3600 // 60}m"
     return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
 
+
+
+def commit_pin(gitops, github, op, why: str, mode: str, what: str):
+    """One pin op committed to the bridge's GitOps repository, or proposed as a pull request
+    in mode "pr": (sha, changes, pr). A guard's refusal (pins.Refused) and permanent answers
+    pass through; anything else (git transport trouble) is temporary, so the outbox retries."""
+    kw = {}
+    if mode == "pr":
+        kw = {"mode": "pr", "api_url": github.base_url, "api_token": github.token, "github_repo": gitops.github_repo}
+    try:
+        return commits.commit_pins([op], repo=None, url=gitops.repo, branch=gitops.branch, token=gitops.token,
+                                   why=why, **kw)
+    except PermanentError:
+        raise
+    except Exception as e:
+        raise TemporaryError(f"{what}: {e}") from None
 
 class RollbackSink(Sink):
     name = "rollback"
@@ -43,15 +62,7 @@ class RollbackSink(Sink):
                  "release": release, "cause": event["key"], "key": f"rollback:{event['key']}:{kind}", **extra}]
 
     def _not_an_slo_alert(self, event: dict) -> str | None:
-        """Only the SLO alerts fnops renders (by name, and namespace when configured) roll back."""
-        firing = [a for a in event.get("alerts", []) if a.get("status") == "firing"]
-        names = {a.get("name") for a in firing}
-        if not names & set(self.alert_names):
-            return "not an fnops SLO alert that rolls back (rollback.alertNames: the fast burns)"
-        spaces = self.alert_namespaces
-        if spaces and not any(a.get("namespace") in spaces for a in firing if a.get("name") in self.alert_names):
-            return "the SLO alert is from a namespace outside rollback.alertNamespaces"
-        return None
+        return not_an_slo_alert(event, self.alert_names, self.alert_namespaces)
 
     def _live(self, event: dict, release: dict, ctx) -> dict:
         """When the release went live (the earliest finished sync of it seen) and whether its
@@ -88,6 +99,8 @@ class RollbackSink(Sink):
         release = ctx.release(event)
         if not release or not release.get("image"):
             return None  # nothing pinned: nothing to roll back (the event itself is reported)
+        if event["kind"] in ("degraded", "alert-firing") and (release.get("canary") or {}).get("state") == "baking":
+            return None  # a canary in its bake is aborted by the canary sink, which reports it
         mode = release.get("rollbackMode", "off")
         if mode == "off":
             return None
@@ -111,19 +124,10 @@ class RollbackSink(Sink):
             return skip("this release was already rolled back once")
         op = pins.PinOp(self.gitops.functions_dir, event["function"], event["environment"], "rollback")
         why = f"Automatic rollback by the fnops bridge: {event['kind']} ({event['key']})."
-        kw = {}
-        if mode == "pr":
-            kw = {"mode": "pr", "api_url": self.github.base_url, "api_token": self.github.token,
-                  "github_repo": self.gitops.github_repo}
         try:
-            sha, changes, pr = commits.commit_pins([op], repo=None, url=self.gitops.repo, branch=self.gitops.branch,
-                                            token=self.gitops.token, why=why, **kw)
+            sha, changes, pr = commit_pin(self.gitops, self.github, op, why, mode, "rollback")
         except pins.Refused as e:
             return skip(str(e))
-        except PermanentError:
-            raise
-        except Exception as e:  # git transport trouble: the outbox retries
-            raise TemporaryError(f"rollback: {e}") from None
         restored = changes[0].image if changes else None
         # A manually synced environment applies the commit only when someone syncs it.
         awaited = {"syncAwaited": True} if not live.get("autoSync", event.get("autoSync", True)) else {}
@@ -161,14 +165,36 @@ class RollbackSink(Sink):
         if since - start > bake:
             return (f"degraded {_span(since - start)} after the release went live ({live.get('since') or event['finishedAt']}), "
                     f"past the bake time ({bake}s)")
-        if event.get("resourceHealth") == "appTree":
-            return ("which resource is degraded is not in the Application (resourceHealthSource: appTree); set "
-                    "controller.resource.health.persist: \"true\" in argocd-cmd-params-cm for rollbacks on degradation")
-        workload = [r for r in event.get("degradedResources", [])
-                    if (r.get("group"), r.get("kind")) in WORKLOADS and r.get("name") == event["function"]
-                    and r.get("namespace") in ("", event.get("namespace"))]
-        if not workload:
-            named = ", ".join(f"{r.get('kind')} {r.get('name')}" for r in event.get("degradedResources", [])) or "none"
-            return (f"the degraded resource ({named}) is not the function's workload: rolling back its image "
-                    "would not fix it")
-        return None
+        return not_the_release(event, release)
+
+
+def not_an_slo_alert(event: dict, alert_names, alert_namespaces) -> str | None:
+    """Only the SLO alerts fnops renders (by name, and namespace when configured) roll back."""
+    firing = [a for a in event.get("alerts", []) if a.get("status") == "firing"]
+    names = {a.get("name") for a in firing}
+    if not names & set(alert_names):
+        return "not an fnops SLO alert that rolls back (rollback.alertNames: the fast burns)"
+    if alert_namespaces and not any(a.get("namespace") in alert_namespaces for a in firing
+                                    if a.get("name") in alert_names):
+        return "the SLO alert is from a namespace outside rollback.alertNamespaces"
+    return None
+
+
+def not_the_release(event: dict, release: dict) -> str | None:
+    """Why a degraded resource is not the new release's own (None: it is): the function's
+    Knative Service or Deployment, or the Knative Revision the pin recorded for this release
+    — never a ScaledObject in fallback, a source, or another function's object, whose fault
+    rolling the image back would not fix."""
+    if event.get("resourceHealth") == "appTree":
+        return ("which resource is degraded is not in the Application (resourceHealthSource: appTree); set "
+                "controller.resource.health.persist: \"true\" in argocd-cmd-params-cm for rollbacks on degradation")
+    ran = release.get("ranRevision")
+    workload = [r for r in event.get("degradedResources", [])
+                if r.get("namespace") in ("", event.get("namespace")) and (
+                    ((r.get("group"), r.get("kind")) in WORKLOADS and r.get("name") == event["function"])
+                    or (ran and (r.get("group"), r.get("kind")) == REVISION and r.get("name") == ran))]
+    if not workload:
+        named = ", ".join(f"{r.get('kind')} {r.get('name')}" for r in event.get("degradedResources", [])) or "none"
+        return (f"the degraded resource ({named}) is not the function's workload: rolling back its image "
+                "would not fix it")
+    return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from .base import Delivery
+from .base import Delivery, StoreUnavailable
 from .sqlite import Store
 
 __all__ = ["Delivery", "Store", "open_store"]
@@ -21,6 +21,8 @@ def open_store(url: str, lease_seconds: float | None = None, *, pooled: bool = T
     if url.startswith("sqlite:///"):
         try:
             return Store(url[len("sqlite://"):])
+        except StoreUnavailable as e:
+            raise TemporaryError(f"cannot open the outbox (sqlite): {e.detail}") from None
         except (OSError, sqlite3.Error) as e:
             raise TemporaryError(f"cannot open the outbox (sqlite): {redacted(str(e), url)}") from None
     if url.startswith(("postgresql://", "postgres://")):
@@ -34,6 +36,8 @@ def open_store(url: str, lease_seconds: float | None = None, *, pooled: bool = T
         logging.getLogger("psycopg.pool").addFilter(_Redact(url))
         try:
             return PostgresStore(url, pooled=pooled, connect_timeout=connect_timeout, **kw)
+        except StoreUnavailable as e:  # already redacted
+            raise TemporaryError(f"cannot reach the outbox (postgresql): {e.detail}") from None
         except (psycopg.Error, psycopg_pool.PoolTimeout) as e:
             raise TemporaryError(f"cannot reach the outbox (postgresql): {redacted(str(e), url)}") from None
     raise ValueError("unsupported store URL (sqlite:///… or postgresql://…)")

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 
-from .base import Delivery
+from .base import Delivery, StoreUnavailable
 
 LEASE_SECONDS = 120.0  # well past a delivery's timeouts; a dead replica's work waits this long
 _LOCK_ID = 0x666E6F7073  # "fnops": the advisory lock migrations run under
@@ -65,6 +66,7 @@ class PostgresStore:
         import psycopg
         from psycopg_pool import ConnectionPool, NullConnectionPool
 
+        self.dsn = dsn  # only to redact it from errors
         self.errors = (psycopg.Error,)  # what a failing outbox raises (a command turns it into one line)
         self.lease = lease_seconds
         kw = {"autocommit": False, "connect_timeout": connect_timeout}
@@ -82,8 +84,19 @@ class PostgresStore:
             raise
 
     # -- plumbing -----------------------------------------------------------------
+    @contextmanager
     def _tx(self):
-        return self.pool.connection()
+        """A pooled connection; a database that does not answer (stopped, restarting, the pool
+        empty for `timeout`) is StoreUnavailable, whichever statement met it."""
+        import psycopg
+
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as e:  # PoolTimeout is an OperationalError
+            from . import redacted
+
+            raise StoreUnavailable("postgresql", redacted(str(e), self.dsn)) from None
 
     def migrate(self) -> int:
         """Apply the migrations this database lacks; -> the schema version now."""
@@ -142,11 +155,13 @@ class PostgresStore:
             with conn.transaction():
                 rows = conn.execute(
                     "SELECT d.event_id, d.attempts FROM deliveries d "
-                    "WHERE d.sink = %s AND d.state = 'pending' AND d.next_at <= %s AND d.lease_until <= %s "
+                    "WHERE d.sink = %s AND d.state = 'pending' AND d.next_at <= %s "
+                    # a lease of this very lane is work it left when the database went away: its own again
+                    "AND (d.lease_until <= %s OR (%s <> '' AND d.lease_owner = %s)) "
                     "AND NOT EXISTS (SELECT 1 FROM deliveries d2 WHERE d2.sink = d.sink AND d2.state = 'pending' "
                     "  AND d2.subject = d.subject AND d2.event_id < d.event_id) "
                     "ORDER BY d.event_id LIMIT %s FOR UPDATE OF d SKIP LOCKED",
-                    (sink, now, now, limit)).fetchall()
+                    (sink, now, now, lane_id, lane_id, limit)).fetchall()
                 if not rows:
                     return []
                 ids = [r[0] for r in rows]
@@ -217,6 +232,12 @@ class PostgresStore:
                 conn.execute("INSERT INTO kv(ns, key, value) VALUES (%s, %s, %s) ON CONFLICT (ns, key) "
                              "DO UPDATE SET value = EXCLUDED.value", (ns, key, json.dumps(value, sort_keys=True)))
 
+    def items(self, ns: str) -> list:
+        with self._tx() as conn:
+            rows = conn.execute("SELECT key, value FROM kv WHERE ns = %s ORDER BY key", (ns,)).fetchall()
+            conn.rollback()
+        return [(k, v) for k, v in rows]
+
     def claim(self, ns: str, key: str, value) -> bool:
         with self._tx() as conn:
             with conn.transaction():
@@ -259,7 +280,7 @@ class PostgresStore:
                     (older_than, older_than)).fetchall()
                 for eid, key in rows:
                     conn.execute("DELETE FROM kv WHERE (ns, key) IN (('release', %s), ('rollback-outcome', %s), "
-                                 "('slack-reply', %s))", (key, key, str(eid)))
+                                 "('canary-outcome', %s), ('slack-reply', %s))", (key, key, key, str(eid)))
                     conn.execute("DELETE FROM kv WHERE ns IN ('github-intent', 'slack-intent') AND key LIKE %s",
                                  (f"{eid}:%",))
         return len(rows)

@@ -14,8 +14,12 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 
-from .base import Delivery
+from .base import Delivery, StoreUnavailable
+
+# What SQLite says when the file is busy or the disk failed for a moment: the store, not the caller.
+_PASSING = ("locked", "busy", "disk i/o error")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -51,7 +55,7 @@ class Store:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.lock = threading.Lock()
-        with self.lock:
+        with self._locked():
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
@@ -59,13 +63,25 @@ class Store:
             if "updated_at" not in cols:  # an outbox written by an earlier fnops
                 self.db.execute("ALTER TABLE deliveries ADD COLUMN updated_at REAL NOT NULL DEFAULT 0")
 
-    def close(self):
+    @contextmanager
+    def _locked(self):
+        """This process's turn on the connection; a locked or failing database file is
+        StoreUnavailable."""
         with self.lock:
+            try:
+                yield
+            except sqlite3.OperationalError as e:
+                if any(w in str(e).lower() for w in _PASSING):
+                    raise StoreUnavailable("sqlite", str(e)) from None
+                raise
+
+    def close(self):
+        with self._locked():
             self.db.close()
 
     def healthy(self) -> bool:
         try:
-            with self.lock:
+            with self._locked():
                 self.db.execute("SELECT 1").fetchone()
             return True
         except sqlite3.Error:
@@ -74,7 +90,7 @@ class Store:
     def accept(self, events: list[dict], sinks_for) -> list[tuple[int, bool]]:
         """Store events (folding known keys) with their deliveries; one transaction."""
         out = []
-        with self.lock:
+        with self._locked():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for ev in events:
@@ -103,7 +119,7 @@ class Store:
         environment): an earlier event still pending for this sink holds later ones back, so
         a Slack message or a GitHub status never moves backwards. Failed ones hold nothing."""
         now = time.time() if now is None else now
-        with self.lock:
+        with self._locked():
             rows = self.db.execute(
                 "SELECT d.event_id, d.sink, d.attempts, e.body FROM deliveries d JOIN events e ON e.id = d.event_id "
                 "WHERE d.sink = ? AND d.state = 'pending' AND d.next_at <= ? AND NOT EXISTS ("
@@ -113,7 +129,7 @@ class Store:
         return [Delivery(eid, s, attempts, {**json.loads(body), "id": eid}) for eid, s, attempts, body in rows]
 
     def next_due_at(self, sink: str) -> float | None:
-        with self.lock:
+        with self._locked():
             row = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE sink = ? AND state = 'pending'",
                                   (sink,)).fetchone()
         return row[0]
@@ -123,7 +139,7 @@ class Store:
         return True
 
     def _set(self, sql: str, args) -> None:
-        with self.lock:
+        with self._locked():
             self.db.execute(sql, args)
 
     def done(self, eid: int, sink: str, lane_id: str = "") -> None:
@@ -141,7 +157,7 @@ class Store:
     def requeue(self, targets: list[tuple[int, str | None]]) -> int:
         """Failed deliveries back to pending (attempts reset). (event id, sink or None=all)."""
         n = 0
-        with self.lock:
+        with self._locked():
             for eid, sink in targets:
                 cur = self.db.execute(
                     "UPDATE deliveries SET state='pending', attempts=0, next_at=0, updated_at=? "
@@ -151,7 +167,7 @@ class Store:
         return n
 
     def get(self, ns: str, key: str):
-        with self.lock:
+        with self._locked():
             row = self.db.execute("SELECT value FROM kv WHERE ns=? AND key=?", (ns, key)).fetchone()
         return json.loads(row[0]) if row else None
 
@@ -159,21 +175,26 @@ class Store:
         self._set("INSERT INTO kv(ns, key, value) VALUES (?, ?, ?) ON CONFLICT(ns, key) DO UPDATE SET value=excluded.value",
                   (ns, key, json.dumps(value, sort_keys=True)))
 
+    def items(self, ns: str) -> list:
+        with self._locked():
+            rows = self.db.execute("SELECT key, value FROM kv WHERE ns=? ORDER BY key", (ns,)).fetchall()
+        return [(k, json.loads(v)) for k, v in rows]
+
     def claim(self, ns: str, key: str, value) -> bool:
         """Set `key` only if absent (a guard that holds across restarts). True if we set it."""
-        with self.lock:
+        with self._locked():
             cur = self.db.execute("INSERT OR IGNORE INTO kv(ns, key, value) VALUES (?, ?, ?)",
                                   (ns, key, json.dumps(value, sort_keys=True)))
         return cur.rowcount == 1
 
     def counts(self) -> dict:
-        with self.lock:
+        with self._locked():
             rows = self.db.execute("SELECT sink, state, COUNT(*) FROM deliveries GROUP BY sink, state").fetchall()
             events = self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         return {"events": events, "deliveries": {(s, st): n for s, st, n in rows}}
 
     def pending_events(self) -> int:
-        with self.lock:
+        with self._locked():
             return self.db.execute("SELECT COUNT(DISTINCT event_id) FROM deliveries WHERE state = 'pending'").fetchone()[0]
 
     def deliveries(self, state: str | None = None, limit: int = 1000) -> list[tuple]:
@@ -184,13 +205,13 @@ class Store:
         if state:
             sql += " WHERE d.state = ?"
             args = (state,)
-        with self.lock:
+        with self._locked():
             return self.db.execute(sql + " ORDER BY d.event_id, d.sink LIMIT ?", (*args, limit)).fetchall()
 
     def prune(self, older_than: float) -> int:
         """Forget events every sink has delivered before `older_than` (epoch seconds), and the
         per-event idempotency records that only they used. Failed or pending ones stay."""
-        with self.lock:
+        with self._locked():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self.db.execute(
@@ -201,7 +222,8 @@ class Store:
                     self.db.execute("DELETE FROM deliveries WHERE event_id = ?", (eid,))
                     self.db.execute("DELETE FROM events WHERE id = ?", (eid,))
                     self.db.executemany("DELETE FROM kv WHERE ns = ? AND key = ?",
-                                        [("release", key), ("rollback-outcome", key), ("slack-reply", str(eid))])
+                                        [("release", key), ("rollback-outcome", key), ("canary-outcome", key),
+                                         ("slack-reply", str(eid))])
                     self.db.execute("DELETE FROM kv WHERE ns IN ('github-intent', 'slack-intent') AND key LIKE ?",
                                     (f"{eid}:%",))
                 self.db.execute("COMMIT")

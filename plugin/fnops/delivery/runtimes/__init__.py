@@ -2,7 +2,9 @@
 
 `python3.x`: fnops writes the Dockerfile and adds its function server plus the server's
 pure-Python libraries (uvicorn, h11, click) from the wheels `python/server.lock` pins with
-hashes (`vendor`). `dockerfile`: the folder's own Dockerfile. `image`: nothing to build.
+hashes (`vendor`). `nodeNN`: its server (Node's http module only) and the folder, with
+dependencies installed by `npm ci` from the lockfile (`npm`). `dockerfile`: the folder's own
+Dockerfile. `image`: nothing to build.
 Every context is a checked copy of the folder (`context`): no link out of it, no device.
 """
 
@@ -13,13 +15,15 @@ import shutil
 import tempfile
 
 from ...errors import UsageError
-from . import vendor
+from . import npm, vendor
 from .context import copy_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def default_base(runtime: str) -> str:
+    if runtime.startswith("node"):
+        return f"node:{runtime[len('node'):]}-slim"
     return f"python:{runtime[len('python'):]}-slim"
 
 
@@ -39,6 +43,8 @@ def build_context(fn, base_image: str | None = None) -> tuple[str, str]:
             os.rename(os.path.join(ctx, "Dockerfile"), os.path.join(ctx, "Dockerfile.user"))
         fnops_dir = os.path.join(ctx, ".fnops")
         os.makedirs(fnops_dir)
+        if fn.runtime.startswith("node"):
+            return _node_context(fn, ctx, fnops_dir, base_image)
         shutil.copy(os.path.join(HERE, "python", "server.py"), fnops_dir)
         vendor.vendor(os.path.join(fnops_dir, "vendor"))
         req = os.path.join(ctx, "requirements.txt")
@@ -55,3 +61,18 @@ def build_context(fn, base_image: str | None = None) -> tuple[str, str]:
     except BaseException:
         shutil.rmtree(ctx, ignore_errors=True)
         raise
+
+
+def _node_context(fn, ctx: str, fnops_dir: str, base_image: str | None) -> tuple[str, str]:
+    """nodeNN: the server (Node's http module only) and the folder; dependencies by `npm ci`."""
+    # A developer's node_modules (from `npm ci` for `fnops run`) is this machine's: the image
+    # installs its own from the lockfile, so the digest does not depend on who built it.
+    shutil.rmtree(os.path.join(ctx, "node_modules"), ignore_errors=True)
+    shutil.copy(os.path.join(HERE, "node", "server.js"), fnops_dir)
+    with open(os.path.join(HERE, "node", "Dockerfile.tmpl")) as f:
+        text = f.read().format(runtime=fn.runtime, base_image=base_image or default_base(fn.runtime),
+                               handler=fn.handler, dependencies=npm.install_step(fn.folder))
+    dockerfile = os.path.join(ctx, "Dockerfile")
+    with open(dockerfile, "w") as f:
+        f.write(text)
+    return ctx, dockerfile
