@@ -80,3 +80,50 @@ def test_canary_sink_contract(tmp_path, monkeypatch, store_url):
         assert "promoted" not in yaml.safe_load(show(rig.b.origin, PIN))
     finally:
         rig.close()
+
+
+class _Records:
+    """The store's record calls, in memory (the bake timers use nothing else)."""
+
+    def __init__(self):
+        self.kv = {}
+
+    def get(self, ns, key):
+        return self.kv.get((ns, key))
+
+    def put(self, ns, key, value):
+        self.kv[(ns, key)] = value
+
+    def items(self, ns):
+        return sorted((k, v) for (n, k), v in self.kv.items() if n == ns)
+
+
+def test_an_image_released_again_after_an_abort_bakes_anew():
+    """Release A → canary aborted → rolled back → A released again: a new release of the same
+    image and step. Its bake must start and end as its own event, not fold into the old one."""
+    store, seen = _Records(), []
+    first = {"function": "fn", "environment": "dev", "image": "r/fn@sha256:" + "a" * 64, "percent": 10, "next": 100,
+             "bakeSeconds": 1, "started": 0, "due": 1, "releasedAt": "2026-12-01T10:00:00Z"}
+    assert bakes.start_bake(store, "fn", "dev", first)
+    assert not bakes.start_bake(store, "fn", "dev", dict(first, started=0.5, due=1.5))  # a re-sync: same clock
+    bakes.Baker(store, seen.extend).tick(now=2)
+    bakes.end_bake(store, "fn", "dev", first["image"], aborted=True)
+    again = dict(first, started=10, due=11, releasedAt="2026-12-01T11:00:00Z")
+    assert bakes.start_bake(store, "fn", "dev", again)
+    assert bakes.Baker(store, seen.extend).tick(now=12) == 1
+    assert len({e["key"] for e in seen}) == 2, [e["key"] for e in seen]
+
+
+def test_alert_words_reach_a_commit_message_only_in_their_own_shape():
+    from fnops.bridge.sinks.canary import CanarySink
+
+    sink = CanarySink.__new__(CanarySink)
+    sink.argocd = None
+    hostile = {"status": "firing", "name": "Fast](https://evil.example) @acme/everyone",
+               "fingerprint": "x)\n\n@acme/everyone [Approve](https://evil.example)", "startsAt": "now\n\n# hi"}
+    fine = {"status": "firing", "name": "FnopsErrorBudgetBurnFast", "fingerprint": "0f3a9c",
+            "startsAt": "2026-12-02T10:00:00Z"}
+    text = sink._links({"function": "fn", "environment": "dev", "key": "k", "alerts": [hostile, fine]}, {})
+    assert "@acme" not in text and "evil.example" not in text and "# hi" not in text
+    assert "Alert: ? (fingerprint ?, since ?)" in text
+    assert "Alert: FnopsErrorBudgetBurnFast (fingerprint 0f3a9c, since 2026-12-02T10:00:00Z)" in text

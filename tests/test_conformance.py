@@ -530,7 +530,9 @@ def test_harness_plays_the_applicationset_fnops_ships():
         appset_spec = yaml.safe_load(f)["spec"]
     automated = (spec.get("syncPolicy") or {}).get("automated") or _patched_automated(appset_spec)
     assert automated is not None, "the harness plays automated sync"
-    modelled = {"CreateNamespace=true", "ApplyOutOfSyncOnly=true"}
+    # FailOnSharedResource acts only between apps; the harness plays one app per case, where
+    # nothing is shared, so it changes nothing judged there (tests/test_domains.py covers it).
+    modelled = {"CreateNamespace=true", "ApplyOutOfSyncOnly=true", "FailOnSharedResource=true"}
     unmodelled = [o for o in argocd_policy()["syncOptions"] if o not in modelled]
     # tests/conformance/serverside_test.go plays these (parseCompareOptions refuses others).
     compare_modelled = {"ServerSideDiff=true", "ServerSideDiff=false", "IncludeMutationWebhook=true"}

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import schemas
-from conftest import fnops
+from conftest import ROOT, fnops
 
 REPO = "registry.example.com/fns"
 DIGEST = "sha256:" + "1" * 64
@@ -218,3 +218,12 @@ def test_one_domain_inherited_by_every_environment_is_refused(tmp_path):
     assert fnops("validate", dropped).returncode == 0
     assert kinds(render(dropped, "staging"), "DomainMapping") == []
     assert len(kinds(render(dropped, "prod"), "DomainMapping")) == 1
+
+
+def test_the_shipped_applicationset_will_not_hand_a_claimed_domain_to_a_second_app():
+    """A ClusterDomainClaim is cluster-scoped and Knative lets its spec.namespace change: a
+    second app rendering a claim for a taken name would move the domain on sync. Argo CD's
+    FailOnSharedResource fails that sync instead (the object carries the first app's tracking)."""
+    with open(os.path.join(ROOT, "argocd-cmp", "applicationset.yaml")) as f:
+        spec = yaml.safe_load(f)["spec"]["template"]["spec"]
+    assert "FailOnSharedResource=true" in spec["syncPolicy"]["syncOptions"]

@@ -331,15 +331,17 @@ def test_dependencies_are_installed_by_npm_ci_from_the_lockfile_and_a_tampered_t
             f.write("exports.VERSION = 'from the laptop';\n")
         with open(os.path.join(work, ".gitignore"), "w") as f:
             f.write("node_modules/\n")
+        with open(os.path.join(fn, ".npmrc"), "w") as f:  # committed by mistake: its token stays out of the image
+            f.write("//npm.example.com/:_authToken=npm_s3cretTOKENvalue\n")
         push(work, "uses tinylib", when=T0 + 60)
         r = ship(work, with_npm, reg)
         assert r.returncode == 0, r.stderr
         image = json.loads(r.stdout)["functions"][0]["image"]
         files = image_files(image.split("@")[0], ["/app/node_modules/tinylib/index.js",
                                                   "/app/node_modules/never-installed", "/opt/fnops/.npm-tmp",
-                                                  "/root/.npm"])
+                                                  "/root/.npm", "/app/.npmrc"])
         assert files == {"/app/node_modules/tinylib/index.js": index.encode(), "/app/node_modules/never-installed": None,
-                         "/opt/fnops/.npm-tmp": None, "/root/.npm": None}
+                         "/opt/fnops/.npm-tmp": None, "/root/.npm": None, "/app/.npmrc": None}
         assert answer_of_image(image.split("@")[0], b'{"n": 1}') == {"lib": "1.0.0", "event": {"n": 1}}
         # npm's cache, logs and times leave nothing behind: another runner builds the same bytes.
         git(work, "pull", "--quiet", "--rebase", "origin", "main")

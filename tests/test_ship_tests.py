@@ -39,8 +39,10 @@ class HandlerTest(unittest.TestCase):
 PASSING = "test:\n  command: [python, -m, unittest, discover, -s, tests]\n"
 DOCKERFILE = "FROM {base}\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"
 # 200 numbered lines, a line on stderr, exit 3: the tail must hold the end, not the start.
+# buildah relays the container's stdout and stderr through two pipes, so lines written close
+# together on both may swap: the stderr line comes a moment after the last stdout one.
 NOISY_FAIL = ('test:\n  command: [sh, -c, "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done; '
-              'cat secret.txt; echo ::error::forged by the test; echo boom >&2; exit 3"]\n')
+              'cat secret.txt; echo ::error::forged by the test; sleep 1; echo boom >&2; exit 3"]\n')
 TOKEN = "ghs_baked_into_the_image_0123456789"
 
 
@@ -180,6 +182,32 @@ def test_in_github_actions_the_tail_is_a_log_group_whose_commands_are_not_obeyed
     group = log.log[start:log.log.index("[endgroup]", start)]
     assert "boom" in group and "line 199" in group
     assert tags(reg, work)["hello"] == []
+
+
+ISOLATED = """import os, socket, sys
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3)
+    sys.exit("reached the registry on the host's loopback")
+except OSError:
+    pass
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+if len(pids) > 5:
+    sys.exit(f"sees {{len(pids)}} processes of the host")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="new namespaces for the test need root (as in CI and Tekton)")
+def test_the_test_runs_without_the_network_and_without_seeing_fnops(repo, registry):
+    """buildah's chroot isolation ignores --network none: without namespaces of its own a test
+    reaches the network and reads the environ of the fnops process that holds the tokens."""
+    work, bare, write = repo
+    reg, _ = registry
+    code = ISOLATED.format(port=reg.host.rsplit(":", 1)[1])
+    write("hello/function.yaml", "test:\n  command: [python, -c, " + json.dumps(code) + "]\n")
+    r = ship(work, registry, "--function", "hello", "--dry-run", "--output", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["functions"][0]["test"]["status"] == "passed"
+    assert "chroot isolation" not in r.stderr  # isolated: nothing to warn about
 
 
 def test_a_dry_run_runs_the_test_and_pushes_nothing(repo, registry):

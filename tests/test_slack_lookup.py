@@ -123,6 +123,24 @@ def test_the_lookup_waits_out_a_429_and_reads_a_busy_channel_in_a_few_pages(rig)
     assert rig.lookups("found") == 1
 
 
+def test_a_post_buried_under_a_busy_hour_is_found_within_the_attempts_window(rig):
+    """History pages run newest first: 700 messages posted after the crash, an hour later,
+    would bury the post past the 3 pages read from `oldest` alone. The lookup bounds `latest`
+    by the unknown attempt's own time, so it reads past none of them."""
+    ev = rig.event()
+    rig.crash_after_send(ev)
+    slack = rig.b.slack
+    slack._last_ts += 3600  # the double's clock: what follows is posted an hour later
+    for i in range(700):
+        assert slack.handle("chat.postMessage", {"channel": "C0TEAM", "text": f"other {i}"},
+                            f"Bearer {slack.token}")[2]["ok"]
+    posts = slack.posts()
+    rig.sink.deliver(ev, rig.ctx)
+    assert slack.posts() == posts and rig.lookups("found") == 1  # adopted, not posted again
+    (page,) = [a for m, a in slack.calls if m == "conversations.history"]
+    assert float(page["oldest"]) < float(page["latest"]) < float(slack._last_ts) - 3000
+
+
 def test_without_the_history_scope_the_bridge_says_so_and_posts_as_before(rig, caplog):
     rig.b.slack.scopes = {"chat:write"}
     ev = rig.event()

@@ -29,7 +29,9 @@ def start_bake(store, fn: str, env: str, record: dict) -> bool:
     deployed event starts the clock; a re-sync does not restart it). True: started."""
     key = subject(fn, env)
     cur = store.get(NS, key)
-    if cur and cur.get("image") == record["image"] and cur.get("percent") == record["percent"]:
+    # The same release's step again (a re-sync): the clock keeps running. The same image
+    # released anew (after an abort rolled it back) is another release: its bake starts over.
+    if cur and not cur.get("over") and all(cur.get(k) == record.get(k) for k in ("image", "percent", "releasedAt")):
         return False
     store.put(NS, key, record)
     return True
@@ -50,7 +52,8 @@ def bake_ended_event(rec: dict) -> dict:
             "revision": rec.get("revision", ""), "app": rec.get("app"), "image": rec["image"],
             "percent": rec["percent"], "next": rec["next"], "bakeSeconds": rec["bakeSeconds"],
             "bakeStarted": rec["started"], "cause": rec.get("cause"), "onlySinks": ["canary"],
-            "key": f"canary:{fn}:{env}:{rec['image']}:{rec['percent']}:baked"}
+            "releasedAt": rec.get("releasedAt"),
+            "key": f"canary:{fn}:{env}:{rec['image']}:{rec.get('releasedAt') or ''}:{rec['percent']}:baked"}
 
 
 class Baker(Periodic):

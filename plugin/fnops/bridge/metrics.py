@@ -14,7 +14,7 @@ CODES = ("200", "202", "400", "401", "404", "405", "413", "422", "503")
 # A Slack post whose outcome is unknown (a crash or outage after it was sent) is looked up
 # before posting again: found (adopted), absent, or not possible (no-scope: the token lacks
 # channels:history/groups:history; no-channel-id: a channel name whose ID is not known yet; error).
-SLACK_LOOKUPS = ("found", "absent", "no-scope", "no-channel-id", "error")
+SLACK_LOOKUPS = ("found", "absent", "truncated", "no-scope", "no-channel-id", "error")
 
 
 class _OutboxCollector:

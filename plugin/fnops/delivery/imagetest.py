@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -113,6 +114,28 @@ def run(b, fn, ref: str) -> Outcome:
     return Outcome(fn.name, status, seconds, code, tail, tuple(t.command), t.timeout)
 
 
+def isolation(b) -> list:
+    """What the buildah test run is wrapped in. buildah's chroot isolation (what fnops and the
+    Tekton task use) shares the host's network and PID namespaces and ignores `--network none`
+    (buildah 1.28, checked): a test could reach the network and read /proc/<pid>/environ of the
+    fnops process, which holds the GitOps token. As root, util-linux `unshare` gives the run new
+    network and PID namespaces (no interface but lo, only its own processes in /proc); oci
+    isolation honours `--network none` itself."""
+    if (b.env.get("BUILDAH_ISOLATION") or "chroot") != "chroot":
+        return []
+    unshare = shutil.which("unshare")
+    return [unshare, "--net", "--pid", "--fork", "--mount-proc"] if unshare and os.geteuid() == 0 else []
+
+
+def isolation_warning(b) -> str | None:
+    """Said once per ship when a buildah test cannot be isolated (not root, or no unshare)."""
+    if getattr(b, "name", "") == "buildah" and (b.env.get("BUILDAH_ISOLATION") or "chroot") == "chroot" \
+            and not isolation(b):
+        return ("`test:` runs under buildah's chroot isolation without new namespaces (needs root and util-linux "
+                "unshare): the test shares this machine's network and can see its processes")
+    return None
+
+
 @contextlib.contextmanager
 def _argv(b, ref: str, command):
     """-> (argv running `command` in the image, a call that stops it for good)."""
@@ -124,7 +147,7 @@ def _argv(b, ref: str, command):
             last = (p.stderr.strip().splitlines() or ["no output"])[-1]
             raise PermanentError(f"cannot start a container of {ref} to test it: {last}")
         try:
-            yield [*b.exe, "run", "--network", "none", name, "--", *command], lambda: None
+            yield [*isolation(b), *b.exe, "run", "--network", "none", name, "--", *command], lambda: None
         finally:
             subprocess.run([*b.exe, "rm", name], env=b.env, capture_output=True)
     else:

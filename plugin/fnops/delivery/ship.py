@@ -142,6 +142,12 @@ def ship(*, env: str, registry: str | None, functions_dir: str = "functions", bu
         why = b.reproducibility_warning()
         if why:
             warn(why)
+    if warn is not None and any(fn.test is not None for fn, _ in work):
+        from .imagetest import isolation_warning
+
+        why = isolation_warning(b)
+        if why:
+            warn(why)
     build_args = ([f"BASE_IMAGE={base_image}"] if base_image else []) + list(extra_build_args)
     built, contexts = [], []
 

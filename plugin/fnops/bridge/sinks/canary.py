@@ -25,11 +25,21 @@ import time
 
 from ...delivery import pins
 from ...errors import PermanentError
+from ...lazyre import LazyRe
 from .. import canary as bakes
-from ..events import epoch
+from ..events import TIMESTAMP, epoch
+from ..store.base import patiently
 from . import Sink
 from .common import argocd_url
 from .rollback import commit_pin, not_an_slo_alert, not_the_release
+
+
+ALERT_NAME = LazyRe(r"[A-Za-z_][A-Za-z0-9_:.-]{0,127}")
+FINGERPRINT = LazyRe(r"[0-9a-f]{1,64}")
+
+
+def _shaped(value, rx) -> str:
+    return value if isinstance(value, str) and rx.fullmatch(value) else "?"
 
 
 class CanarySink(Sink):
@@ -52,7 +62,9 @@ class CanarySink(Sink):
             out = self._baked(event, ctx)
         else:
             out = self._abort(event, ctx)
-        ctx.store.put("canary-outcome", event["key"], out or [])
+        # The commit has landed: a database away now must not lose what it did (a redelivery
+        # would find the pin moved and say nothing), so the records wait for it to return.
+        patiently(lambda: ctx.store.put("canary-outcome", event["key"], out or []))
         return out
 
     # --- the bake -----------------------------------------------------------------------------
@@ -72,12 +84,13 @@ class CanarySink(Sink):
             "function": fn, "environment": env, "image": release["image"], "percent": state["percent"],
             "next": state["next"], "bakeSeconds": state["bakeSeconds"], "started": now,
             "due": now + state["bakeSeconds"], "revision": event.get("revision", ""), "app": event.get("app"),
-            "cause": event["key"], "release": release})
+            "cause": event["key"], "release": release, "releasedAt": release.get("releasedAt")})
 
     def _baked(self, event: dict, ctx):
         fn, env = event["function"], event["environment"]
         rec = ctx.store.get(bakes.NS, bakes.subject(fn, env)) or {}
-        if rec.get("image") != event["image"] or rec.get("percent") != event["percent"] or rec.get("over"):
+        if rec.get("image") != event["image"] or rec.get("percent") != event["percent"] or rec.get("over") or \
+                rec.get("releasedAt") != event.get("releasedAt"):
             return None  # a newer bake replaced it, or an abort ended it
         release = rec["release"]
         state = release.get("canary") or {}
@@ -92,7 +105,7 @@ class CanarySink(Sink):
         follow = {"percent": event["percent"], "next": nxt, "bakeSeconds": event["bakeSeconds"]}
         outcome = self._commit(event, ctx, release, op, why + self._links(event, release), state,
                                "canary-promoted" if step is None else "canary-advanced", follow)
-        bakes.end_bake(ctx.store, fn, env, release["image"])
+        patiently(lambda: bakes.end_bake(ctx.store, fn, env, release["image"]))
         return outcome
 
     # --- the abort ----------------------------------------------------------------------------
@@ -129,7 +142,7 @@ class CanarySink(Sink):
         op = pins.PinOp(self.gitops.functions_dir, fn, env, "rollback")
         out = self._commit(event, ctx, release, op, why + self._links(event, release), state, "rolled-back",
                            {"canaryAborted": aborted})
-        bakes.end_bake(ctx.store, fn, env, release["image"], aborted=True)
+        patiently(lambda: bakes.end_bake(ctx.store, fn, env, release["image"], aborted=True))
         return out
 
     @staticmethod
@@ -152,8 +165,11 @@ class CanarySink(Sink):
             lines.append(f"Argo CD: {argo}")
         for a in event.get("alerts", []):
             if a.get("status") == "firing":
-                lines.append(f"Alert: {a.get('name')} (fingerprint {a.get('fingerprint') or '?'}, since "
-                             f"{a.get('startsAt') or '?'})")
+                # Alertmanager's words land in a commit message and a PR body (Markdown, @mentions):
+                # only what matches its own shape is quoted.
+                name, fp, since = (_shaped(a.get(k), rx) for k, rx in
+                                   (("name", ALERT_NAME), ("fingerprint", FINGERPRINT), ("startsAt", TIMESTAMP)))
+                lines.append(f"Alert: {name} (fingerprint {fp}, since {since})")
         lines.append(f"Event: {event.get('cause') or event['key']}")
         return "\n\n" + "\n".join(lines)
 

@@ -94,6 +94,7 @@ class SlackSink(Sink):
 
         kw = {"base_url": cfg.base_url} if cfg.base_url else {}
         self.client = WebClient(token=cfg.token, timeout=int(timeout), **kw)
+        self.timeout = timeout
         self.client.retry_handlers = []  # the outbox retries (and honours Retry-After) itself
         self.default_channel, self.allowed, self.argocd = cfg.default_channel, cfg.allowed_channels, argocd_base
 
@@ -199,26 +200,33 @@ class SlackSink(Sink):
         the intent)."""
         ikey = f"{event['id']}:post"
         intent = ctx.store.get("slack-intent", ikey)
+        latest = None
         if not isinstance(intent, dict):  # an intent of an earlier fnops (1): open, time unknown
             intent = None if intent is None else {"at": event.get("receivedAt", time.time()), "open": True}
-        opened = {"at": intent["at"] if intent else time.time(), "open": True}
+        elif intent.get("open"):
+            # Only the last attempt's outcome can be unknown (every attempt writes its own time
+            # first; one Slack refused closes it): its message, if any, lies within this window.
+            # Bounding it both ways matters, as history pages run newest first.
+            latest = intent["at"] + self.timeout + LOOKUP_SLACK
+        opened = {"at": time.time(), "open": True}
         if intent is None or not intent.get("open"):
             ctx.store.put("slack-intent", ikey, opened)
             return None, opened
         log.warning("slack: event %s may have been posted before the bridge stopped; looking it up", event["id"])
-        found = self.look_up(ctx, channel, metadata["event_payload"], intent["at"] - LOOKUP_SLACK)
+        found = self.look_up(ctx, channel, metadata["event_payload"], intent["at"] - LOOKUP_SLACK, latest)
         if found:
             log.info("slack: event %s was posted already (ts %s); adopting it", event["id"], found["ts"])
         else:
             log.info("slack: event %s was not posted; posting it", event["id"])
+            ctx.store.put("slack-intent", ikey, opened)  # this attempt's own time, for the next lookup
         return found, opened
 
     def _count(self, ctx, result: str) -> None:
         if getattr(ctx, "metrics", None) is not None:
             ctx.metrics.slack_lookups.labels(result).inc()
 
-    def look_up(self, ctx, channel: str, payload: dict, oldest: float) -> dict | None:
-        """The release's top-level message in `channel` since `oldest`, by its metadata."""
+    def look_up(self, ctx, channel: str, payload: dict, oldest: float, latest: float | None = None) -> dict | None:
+        """The release's top-level message in `channel` between `oldest` and `latest`, by its metadata."""
         from slack_sdk.errors import SlackApiError
 
         channel_id = channel if CHANNEL_ID.fullmatch(channel) else ctx.store.get("slack-channel", channel)
@@ -231,6 +239,8 @@ class SlackSink(Sink):
         cursor = None
         for _ in range(LOOKUP_PAGES):
             args = {"cursor": cursor} if cursor else {}
+            if latest is not None:
+                args["latest"] = f"{latest:.6f}"
             try:
                 r = self.client.conversations_history(channel=channel_id, oldest=f"{oldest:.6f}", limit=LOOKUP_LIMIT,
                                                       include_all_metadata=True, **args).data
@@ -262,5 +272,10 @@ class SlackSink(Sink):
             cursor = (r.get("response_metadata") or {}).get("next_cursor")
             if not (r.get("has_more") and cursor):
                 break
+        else:
+            self._count(ctx, "truncated")
+            log.warning("slack: looked through %d messages of %s without reaching the post's time; posting, which "
+                        "may repeat the message", LOOKUP_PAGES * LOOKUP_LIMIT, channel_id)
+            return None
         self._count(ctx, "absent")
         return None

@@ -68,6 +68,10 @@ def _node_context(fn, ctx: str, fnops_dir: str, base_image: str | None) -> tuple
     # A developer's node_modules (from `npm ci` for `fnops run`) is this machine's: the image
     # installs its own from the lockfile, so the digest does not depend on who built it.
     shutil.rmtree(os.path.join(ctx, "node_modules"), ignore_errors=True)
+    # A folder's .npmrc holds registry tokens more often than not: never a layer of the image
+    # (npm ci reads the public registry or the lockfile's URLs; a private one needs a mirror).
+    if os.path.lexists(os.path.join(ctx, ".npmrc")):
+        os.remove(os.path.join(ctx, ".npmrc"))
     shutil.copy(os.path.join(HERE, "node", "server.js"), fnops_dir)
     with open(os.path.join(HERE, "node", "Dockerfile.tmpl")) as f:
         text = f.read().format(runtime=fn.runtime, base_image=base_image or default_base(fn.runtime),
