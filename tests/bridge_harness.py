@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,9 +15,10 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 import yaml
 
-from conftest import stop_process
+from conftest import ROOT, stop_process
 from containers import free_port
 from github_double import GitHubDouble
 from gitrepo import clone, git, make_origin
@@ -199,3 +201,46 @@ def _merge(base: dict, over: dict) -> dict:
 
 def python():
     return sys.executable
+
+
+@contextlib.contextmanager
+def alertmanager(bridge, tmp_path, token: str = TOKEN):
+    """Debian's prometheus-alertmanager, configured like notifications/alertmanager-receiver.yaml
+    (its route, receiver and bearer authorization), posting to `bridge` without waiting to group;
+    -> post(alerts) into its API, retried while it starts. Stopped on exit."""
+    exe = shutil.which("prometheus-alertmanager")
+    if exe is None:
+        pytest.skip("prometheus-alertmanager is not installed (installed by .ci/run)")
+    with open(os.path.join(ROOT, "notifications", "alertmanager-receiver.yaml")) as f:
+        example = yaml.safe_load(f)
+    receiver = example["receivers"][0]
+    hook = receiver["webhook_configs"][0]
+    hook["url"] = bridge.url + "/v1/alertmanager"
+    hook["http_config"]["authorization"] = {"type": "Bearer", "credentials": token}
+    route = dict(example["route"]["routes"][0], group_wait="0s", group_interval="1s")
+    route.pop("continue")
+    cfg = {"route": {"receiver": "fnops-bridge", "group_wait": "0s", "routes": [route]}, "receivers": [receiver]}
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
+    port = free_port()
+
+    def post(alerts: list) -> None:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts", data=json.dumps(alerts).encode(),
+                                             headers={"content-type": "application/json"}, method="POST")
+                urllib.request.urlopen(req, timeout=2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    with open(tmp_path / "alertmanager.log", "wb") as am_log:
+        am = subprocess.Popen([exe, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
+                               f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                              stdout=am_log, stderr=subprocess.STDOUT)
+        try:
+            yield post
+        finally:
+            stop_process(am, 10)

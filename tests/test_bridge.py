@@ -228,53 +228,16 @@ def test_kill_9_with_pending_events_delivers_everything_exactly_once(tmp_path):
 
 def test_a_real_alertmanager_posts_to_the_bridge(bridge, tmp_path):
     """Debian's prometheus-alertmanager, configured like notifications/alertmanager-receiver.yaml."""
-    import shutil
-    import subprocess
-    import urllib.request
+    from bridge_harness import alertmanager
 
-    from containers import free_port
-
-    exe = shutil.which("prometheus-alertmanager")
-    if exe is None:
-        pytest.skip("prometheus-alertmanager is not installed (installed by .ci/run)")
-    with open(argocd_template.os.path.join(argocd_template.ROOT, "notifications", "alertmanager-receiver.yaml")) as f:
-        example = yaml.safe_load(f)
-    receiver = example["receivers"][0]
-    hook = receiver["webhook_configs"][0]
-    hook["url"] = bridge.url + "/v1/alertmanager"
-    hook["http_config"]["authorization"] = {"type": "Bearer", "credentials": TOKEN}
-    route = dict(example["route"]["routes"][0], group_wait="0s", group_interval="1s")
-    route.pop("continue")
-    cfg = {"route": {"receiver": "fnops-bridge", "group_wait": "0s", "routes": [route]}, "receivers": [receiver]}
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    am_log = open(tmp_path / "alertmanager.log", "wb")
-    am = subprocess.Popen([exe, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-                           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                          stdout=am_log, stderr=subprocess.STDOUT)
-    try:
-        alert = [{"labels": {"alertname": "FnopsLatencyBudgetFastBurn", "fnops_function": "checkout",
-                             "fnops_environment": "dev", "severity": "critical", "namespace": "functions-dev"},
-                  "annotations": {"summary": "checkout p95 latency above 300ms"}}]
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts", data=json.dumps(alert).encode(),
-                                             headers={"content-type": "application/json"}, method="POST")
-                urllib.request.urlopen(req, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with alertmanager(bridge, tmp_path, TOKEN) as post:
+        post([{"labels": {"alertname": "FnopsLatencyBudgetFastBurn", "fnops_function": "checkout",
+                          "fnops_environment": "dev", "severity": "critical", "namespace": "functions-dev"},
+               "annotations": {"summary": "checkout p95 latency above 300ms"}}])
         bridge.wait(lambda: any(l["kind"] == "rolled-back" for l in bridge.audit_lines()), timeout=60,
                     what="Alertmanager's webhook to trigger the rollback")
         fired = [l for l in bridge.audit_lines() if l["kind"] == "alert-firing"]
         assert fired and "FnopsLatencyBudgetFastBurn" in fired[0]["detail"]
-    finally:
-        am.terminate()
-        am.wait(10)
-        am_log.close()
 
 
 def test_rollback_pr_opens_a_pull_request_instead_of_committing(bridge):

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -27,9 +25,8 @@ import yaml
 
 import promtool
 import schemas
-from bridge_harness import TOKEN
+from bridge_harness import TOKEN, alertmanager
 from conftest import ROOT, fnops
-from containers import free_port
 from gitrepo import git
 
 PATH_TOKEN = "keda-path-token-" + "k" * 24
@@ -223,52 +220,24 @@ def test_scaling_alerts_from_a_real_alertmanager_are_recorded_and_never_roll_bac
     """checkout in dev (rollback: auto, inside its bake time): Alertmanager, configured like
     notifications/alertmanager-receiver.yaml, posts the rendered scaling alerts — scaled to zero,
     woken (resolved), at max for a while — to the same door as the SLO alerts."""
-    exe = shutil.which("prometheus-alertmanager")
-    if exe is None:
-        pytest.skip("prometheus-alertmanager is not installed (installed by .ci/run)")
     main = git(bridge.origin, "rev-parse", "main")
     d = folder(tmp_path, "runtime: python3.12\nslo: {errorRate: 1%}\nscale: {min: 0, max: 20}\n")
     r = fnops("render", str(d), "--env", "prod", env={"ARGOCD_APP_NAMESPACE": "functions-dev"})
     (rule,) = [o for o in yaml.safe_load_all(r.stdout) if o["kind"] == "PrometheusRule"]
     rendered = {x["alert"]: dict(x["labels"], fnops_environment="dev") for x in rule["spec"]["groups"][1]["rules"]}
-    with open(os.path.join(ROOT, "notifications", "alertmanager-receiver.yaml")) as f:
-        example = yaml.safe_load(f)
-    receiver = example["receivers"][0]
-    hook = receiver["webhook_configs"][0]
-    hook["url"] = bridge.url + "/v1/alertmanager"
-    hook["http_config"]["authorization"] = {"type": "Bearer", "credentials": TOKEN}
-    route = dict(example["route"]["routes"][0], group_wait="0s", group_interval="1s")
-    route.pop("continue")
-    cfg = {"route": {"receiver": "fnops-bridge", "group_wait": "0s", "routes": [route]}, "receivers": [receiver]}
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    am_log = open(tmp_path / "alertmanager.log", "wb")
-    am = subprocess.Popen([exe, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-                           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                          stdout=am_log, stderr=subprocess.STDOUT)
 
     def alert(name, starts, ends=None):
         a = {"labels": {"alertname": name, **rendered[name]}, "annotations": {"summary": f"checkout in dev: {name}"},
              "startsAt": starts}
         if ends:
             a["endsAt"] = ends
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts", data=json.dumps([a]).encode(),
-                                             headers={"content-type": "application/json"}, method="POST")
-                urllib.request.urlopen(req, timeout=2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        post([a])
 
     def kinds():
         return [x["kind"] for x in scaling_lines(bridge) if x["function"] == "checkout"]
 
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
-    try:
+    with alertmanager(bridge, tmp_path, TOKEN) as post:
         t0 = time.time() - 120
         alert("FnopsScaledToZero", iso(t0))
         bridge.wait(lambda: kinds() == ["scaled-to-zero"], timeout=60, what="scaled to zero")
@@ -277,10 +246,6 @@ def test_scaling_alerts_from_a_real_alertmanager_are_recorded_and_never_roll_bac
         alert("FnopsAtMaxScale", iso(time.time() - 30))
         bridge.wait(lambda: kinds() == ["scaled-to-zero", "scaled-from-zero", "at-max-scale"] and bridge.pending() == 0,
                     timeout=60, what="at max scale")
-    finally:
-        am.terminate()
-        am.wait(10)
-        am_log.close()
     lines = bridge.audit_lines()
     assert not [x for x in lines if x["kind"] in ("alert-firing", "rolled-back", "rollback-skipped")], lines
     assert git(bridge.origin, "rev-parse", "main") == main  # no rollback commit
