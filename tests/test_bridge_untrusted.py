@@ -382,7 +382,12 @@ def test_slowloris_headers_are_cut_off_and_healthz_keeps_answering(make_bridge, 
     left = _wait_all_closed(socks, timeout=6 + 6)
     assert not left, f"{len(left)} slow connections still open"
     cut = {r: _gauge(b, f'fnops_bridge_http_connections_cut_total{{reason="{r}"}}') for r in ("header-timeout", "evicted")}
-    assert cut["evicted"] >= 100 and cut["header-timeout"] >= 500, cut
+    # The 512 held ones time out; the rest took an older one's place. How many of the rest reach
+    # the bridge at all depends on the kernel: with 1024 fds the listen backlog is 128, and the
+    # kernel settles part of the flood itself (clean CI runs saw 93 to 589 evictions).
+    assert cut["header-timeout"] >= 500 and cut["evicted"] > 0, cut
+    if nofile is None:  # a backlog of 2048 queues the whole flood: every connection reaches the guard
+        assert cut["header-timeout"] + cut["evicted"] >= 1100 - 2, cut
     assert "slow or surplus HTTP connections" in b.logs()
     assert "out of system resource" not in b.logs()  # accept() never ran out of descriptors
     assert _fds(pid) <= idle + 8
