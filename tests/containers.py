@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,24 @@ def have_tools() -> str | None:
 
 
 def free_port() -> int:
+    """A port for a server a test starts a moment later. Taken below the kernel's ephemeral
+    range: a port the kernel handed out (bind to 0) can be handed out again, as the source
+    port of any outgoing connection, before the server binds it — and a test flooding the
+    bridge opens a thousand of those."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = 10000 if low > 12000 else 1024
+    for _ in range(200):
+        port = random.randrange(first, max(first + 1, low))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

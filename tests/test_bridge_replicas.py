@@ -57,7 +57,7 @@ def lease_holders(dsn, sink):
 def cluster(tmp_path, pg_server):
     pg_server.reset()
     b = Bridge(tmp_path, extra={"store": "env:FNOPS_BRIDGE_DSN", "dataDir": str(tmp_path / "data-0"),
-                                "delivery": {"lease": "3s", "timeout": "10s"}, "github": {"minWriteInterval": "0s"}},
+                                "delivery": {"lease": "8s", "timeout": "10s"}, "github": {"minWriteInterval": "0s"}},
                env={"FNOPS_BRIDGE_DSN": pg_server.dsn})
     b.start()
     others = []

@@ -112,14 +112,14 @@ def test_postgres_leases_give_each_delivery_to_one_lane(pg_server):
     from fnops.bridge.store.postgres import PostgresStore
 
     pg_server.reset()
-    s1, s2 = PostgresStore(pg_server.dsn, lease_seconds=0.5), PostgresStore(pg_server.dsn, lease_seconds=0.5)
+    s1, s2 = PostgresStore(pg_server.dsn, lease_seconds=2), PostgresStore(pg_server.dsn, lease_seconds=2)
     try:
         ids = [eid for eid, _ in s1.accept([ev(f"k{i}", fn=f"f{i}") for i in range(20)], lambda e: ["slack"])]
         got1 = [d.event_id for d in s1.due("slack", lane_id="one", limit=10)]
         got2 = [d.event_id for d in s2.due("slack", lane_id="two", limit=50)]
         assert len(got1) == 10 and set(got1).isdisjoint(got2) and sorted(got1 + got2) == ids
         assert s1.touch(got1[0], "slack", "one") and not s2.touch(got1[0], "slack", "two")
-        time.sleep(0.7)  # lane "one" died: its leases run out and lane "two" takes the work over
+        time.sleep(2.3)  # lane "one" died: its leases run out and lane "two" takes the work over
         taken = [d.event_id for d in s2.due("slack", lane_id="two", limit=50)]
         assert set(got1) <= set(taken)
         s1.done(got1[0], "slack", lane_id="one")  # a late finish from the old owner changes nothing

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import fnops.delivery.runtimes as runtimes
+from containers import free_port
 
 SERVER = os.path.join(os.path.dirname(runtimes.__file__), "python", "server.py")
 HANDLER = '''
@@ -22,6 +23,7 @@ def handle(event, context):
     if isinstance(event, dict) and event.get("boom"):
         raise RuntimeError("kaboom")
     if isinstance(event, dict) and event.get("sleep"):
+        open("started", "w").close()  # the test signals only once the request is in flight
         time.sleep(event["sleep"])
         return {"slept": event["sleep"]}
     if event == "text please":
@@ -30,12 +32,6 @@ def handle(event, context):
         return None
     return {"event": event, "ce": context["cloudevent"], "path": context["path"]}
 '''
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -121,7 +117,7 @@ def test_handler_error_is_500_and_the_traceback_is_logged_not_returned(server):
     assert "Traceback" in err and "RuntimeError: kaboom" in err
 
 
-def test_sigterm_lets_in_flight_requests_finish(server):
+def test_sigterm_lets_in_flight_requests_finish(server, tmp_path):
     proc, port = server
     result = {}
 
@@ -130,7 +126,10 @@ def test_sigterm_lets_in_flight_requests_finish(server):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (tmp_path / "started").exists(), "the slow request never reached the handler"
     proc.send_signal(signal.SIGTERM)
     t.join(15)
     assert result["r"][0] == 200 and json.loads(result["r"][2]) == {"slept": 1.0}
