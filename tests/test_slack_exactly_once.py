@@ -22,7 +22,7 @@ from gitrepo import git
 from slack_double import SlackDouble
 
 POINTS = ("slack:before-send", "slack:after-send", "slack:after-ts")
-RUNS = 21  # 7 crashes at each point, each a new release
+RUNS = 60  # 20 crashes at each point (the issue: 20 runs out of 20), each a new release
 
 
 def image(i: int) -> str:

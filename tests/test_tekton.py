@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -23,7 +24,7 @@ import containers
 import schemas
 import tekton_runner
 from conftest import ROOT
-from gitrepo import git, head
+from gitrepo import clone, git, head
 from gotool import build_test_binary, go_env
 
 TEKTON = os.path.join(ROOT, "tekton")
@@ -536,6 +537,56 @@ def test_a_late_pipelinerun_for_an_older_push_moves_no_pin_back(tmp_path, regist
     assert git(bare, "rev-parse", "main") == pinned
     pin = yaml.safe_load(git(bare, "show", "main:functions/hello/releases/dev.yaml"))
     assert pin["source"]["commit"] == newer and tags(registry, ns) == [f"sha-{newer[:7]}"]
+
+
+def test_racing_pipelineruns_both_land_and_the_newest_code_stays_pinned(tmp_path, registry, origin):
+    """Two pushes a moment apart (a new function, then a change to hello), their PipelineRuns
+    running at once against one remote: both succeed, and main ends with every function
+    pinned at its newest code — whichever run pushed first, the other redid on its tip."""
+    bare, _ = origin
+    work = clone(bare, tmp_path / "racer")
+    greet = os.path.join(work, "functions", "greet")
+    os.makedirs(os.path.join(greet, "tests"))
+    for name, text in (("function.yaml", FUNCTION), ("handler.py", HANDLER), ("requirements.txt", "# none\n"),
+                       (os.path.join("tests", "test_handler.py"), UNIT_TEST)):
+        with open(os.path.join(greet, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "greet")
+    git(work, "push", "--quiet", "origin", "main")
+    with_greet = head(work)
+    with open(os.path.join(work, "functions", "hello", "handler.py"), "a", encoding="utf-8") as f:
+        f.write("# a change after greet\n")
+    git(work, "commit", "--quiet", "-am", "hello: a change")
+    git(work, "push", "--quiet", "origin", "main")
+    newest = head(work)
+
+    runs, errors = {}, []
+
+    def pipelinerun(rev):
+        try:
+            runs[rev] = run_pipeline(tmp_path, registry, bare, rev)[0]
+        except BaseException as e:  # the assertion below shows it
+            errors.append(e)
+
+    threads = [threading.Thread(target=pipelinerun, args=(rev,)) for rev in (with_greet, newest)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    for rev, result in runs.items():
+        assert result.succeeded, (rev, result.log[-4000:])
+        if result.results["commit"]:  # what a run says it committed is on main
+            assert git(bare, "merge-base", "--is-ancestor", result.results["commit"], "main") == ""
+    pins = {fn: yaml.safe_load(git(bare, "show", f"main:functions/{fn}/releases/dev.yaml")) for fn in ("hello", "greet")}
+    assert pins["hello"]["source"]["commit"] == newest, pins["hello"]
+    assert pins["greet"]["source"]["commit"] in (with_greet, newest), pins["greet"]
+    # Each function's pin moved forward only: the log of hello's pin never returns to older code.
+    history = git(bare, "log", "--format=%H", "main", "--", "functions/hello/releases/dev.yaml").split()
+    sources = [yaml.safe_load(git(bare, "show", f"{c}:functions/hello/releases/dev.yaml"))["source"]["commit"]
+               for c in reversed(history)]
+    assert sources[-1] == newest and sources.count(newest) == 1, sources
 
 
 # --- the Task's own guards, and the runner the end-to-end tests trust ----------------------

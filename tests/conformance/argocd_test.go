@@ -94,6 +94,11 @@ func healthSamples(live *unstructured.Unstructured) []healthSample {
 		return []healthSample{
 			{"ready", withStatus(live, gen, observed(gen, conditions("Ready", "True", "ScaledObjectReady", "Active", "True", "ScalerActive"))), "Healthy"},
 			{"scaler-failing", withStatus(live, gen, observed(gen, conditions("Ready", "False", "ScaledObjectCheckFailed", "Active", "False", ""))), "Degraded"},
+			// KEDA's fallback (a scaler failing past its threshold while the object stays Ready):
+			// Argo CD itself says Degraded. fnops keeps it that way on screen; the bridge does not
+			// roll a release back for it (not the release's workload).
+			{"fallback", withStatus(live, gen, observed(gen, conditions("Ready", "True", "ScaledObjectReady", "Active", "True", "ScalerActive", "Fallback", "True", "FallbackExists"))), "Degraded"},
+			{"paused", withStatus(live, gen, observed(gen, conditions("Ready", "True", "ScaledObjectReady", "Paused", "True", "ScaledObjectPaused"))), "Suspended"},
 		}
 	case schema.GroupKind{Group: "sources.knative.dev", Kind: "KafkaSource"},
 		schema.GroupKind{Group: "sources.knative.dev", Kind: "PingSource"},
