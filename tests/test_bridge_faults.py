@@ -15,6 +15,8 @@ import pytest
 
 import postgres
 from bridge_harness import Bridge, Replica
+from gitrepo import git
+from test_canary_bridge import argocd, audit_kinds, pin, wait_commit, with_canary
 from test_bridge_replicas import event, lease_holders, outbox, ready
 
 pytestmark = pytest.mark.skipif(postgres.missing() is not None, reason=f"needs {postgres.missing()}")
@@ -103,3 +105,33 @@ def test_three_replicas_a_kill_and_a_database_outage_deliver_everything_exactly_
     logs = b.logs() + "".join((b.tmp / f"bridge-{i}.log").read_text(errors="replace") for i in (1, 2))
     assert "deliveries stay pending until it is back" in logs
     assert "unexpected error; delivery failed" not in logs and ": delivery of event" not in logs
+
+
+def test_a_bake_that_ends_while_the_database_is_down_is_promoted_once_it_is_back(cluster):
+    """The canary's records (its bake timer, the pin's state) live in the same store: the bake
+    ends during an outage, and the step is committed after it, once, with no dead letter."""
+    b, _, pg = cluster
+    bake = 3
+    _, rev0 = with_canary(b, bake=bake)
+    assert b.post("/v1/argocd", argocd(b, rev0))[0] == 202
+    b.wait(lambda: not [k for k, v in outbox(pg.dsn).items() if k[1] == "pending" and v], timeout=30,
+           what="the deployed event to start the bake")
+    assert git(b.origin, "rev-parse", "main") == rev0, "the bake ended before the outage"
+    pg.stop("fast")
+    stopped = time.monotonic()
+    try:
+        assert ready(b.url) == 503
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))  # the bake ends in here
+        assert git(b.origin, "rev-parse", "main") == rev0  # nothing decided without the store
+    finally:
+        pg.start()
+    back = time.monotonic()
+    step = wait_commit(b, rev0, 60)
+    assert time.monotonic() - back < 30  # soon after the database is back, without an operator
+    assert pin(b, step)["canary"]["step"] == 50
+    assert "baked" in git(b.origin, "log", "-1", "--format=%B", step)
+    b.wait(lambda: not [k for k, v in outbox(pg.dsn).items() if k[1] == "pending" and v], timeout=60,
+           what="every delivery to finish")
+    assert not [k for k in outbox(pg.dsn) if k[1] == "failed"], outbox(pg.dsn)
+    assert [k for k, _ in audit_kinds(b)].count("canary-advanced") == 1
+    assert "unexpected error" not in b.logs()
