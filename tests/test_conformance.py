@@ -79,6 +79,24 @@ RENDER_CASES = {
 RENDER_CASES["keda-http-interceptorroute"] = RENDER_CASES["keda-http"]
 RENDER_PLATFORM = {"keda-http-interceptorroute": {"FNOPS_KEDA_HTTP_API": "interceptorroute"}}
 
+# What the other render rules (tests/test_render_rules.py) render under a platform's settings:
+# the part-of label, wildcard hosts, the platform's Prometheus, allowed secrets, a memory HPA
+# in MiB, scale bounds.
+RENDER_CASES["part-of"] = ("runtime: python3.12\n", "dev", pin(1))
+RENDER_PLATFORM["part-of"] = {"ARGOCD_ENV_FNOPS_PART_OF": "shop"}
+RENDER_CASES["keda-wildcard-hosts"] = ("runtime: python3.12\ndeployer: keda\nhttp: {hosts: [fn.example.com, "
+                                       "'*.fn.example.com']}\nscale: {min: 0, max: 3, metric: rps, target: 10}\n",
+                                       "dev", pin(1))
+RENDER_PLATFORM["keda-wildcard-hosts"] = {"FNOPS_KEDA_HOSTS": "wildcard"}
+RENDER_CASES["prometheus-hpa-platform-server"] = ("runtime: python3.12\nscale:\n  min: 1\n  metric: prometheus\n"
+                                                  "  target: 5\n  prometheus:\n    query: up\n", "dev", pin(1))
+RENDER_PLATFORM["prometheus-hpa-platform-server"] = {"FNOPS_PROMETHEUS_SERVER": "http://prometheus.monitoring:9090"}
+RENDER_CASES["env-from-allowed-secrets"] = ("runtime: python3.12\nenvFrom: {secrets: [fn-db, shared-config]}\n",
+                                            "dev", pin(1))
+RENDER_PLATFORM["env-from-allowed-secrets"] = {"FNOPS_ALLOWED_SECRETS": "{function}-*, shared-config"}
+RENDER_CASES["memory-hpa"] = ("runtime: python3.12\nscale: {min: 1, metric: memory, target: 1Gi}\n", "dev", pin(1))
+RENDER_CASES["scale-bounds"] = ("runtime: python3.12\nscale: {min: 2, max: 10}\n", "dev", pin(1))
+
 # Custom domains (tests/test_domains.py): a DomainMapping with the ClusterDomainClaim fnops
 # renders, and one to a cluster-local Service serving a Secret the team names.
 RENDER_CASES["domain"] = ("runtime: python3.12\nhttp: {domain: api.example.com}\n", "prod", pin(1))
