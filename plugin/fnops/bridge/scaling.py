@@ -11,8 +11,9 @@ Two sources exist on real clusters, and this module reads both the way they real
   Structured mode (`application/cloudevents+json`) is read as well. The ScaledObject types it
   emits are `keda.scaledobject.{ready,failed,removed,paused,unpaused}.v1`
   (apis/eventing/v1alpha1/cloudevent_types.go); scale-to-zero, fallback and scaler errors
-  are Kubernetes Events only (pkg/scaling), never CloudEvents, and fnops renders no
-  `fallback`. Other types (ScaledJobs, TriggerAuthentications) are answered 200 and dropped.
+  are Kubernetes Events (pkg/scaling), never CloudEvents (its metrics show scaler activity and
+  fetch errors, not replicas), and fnops renders no `fallback`. Other types (ScaledJobs,
+  TriggerAuthentications) are answered 200 and dropped.
 - **Knative's autoscaler (KPA) sends nothing**: render/scaling.py writes alert rules on its
   replica gauge, and Alertmanager posts them to `/v1/alertmanager` like the SLO alerts. They
   carry `fnops_scaling` (`zero`, `max`) and are split off here, so they never become
