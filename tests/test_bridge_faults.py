@@ -16,8 +16,8 @@ import pytest
 import postgres
 from bridge_harness import Bridge, Replica
 from gitrepo import git
+from test_bridge_replicas import drained, event, lease_holders, outbox, ready
 from test_canary_bridge import argocd, audit_kinds, pin, wait_commit, with_canary
-from test_bridge_replicas import event, lease_holders, outbox, ready
 
 pytestmark = pytest.mark.skipif(postgres.missing() is not None, reason=f"needs {postgres.missing()}")
 
@@ -84,7 +84,7 @@ def test_three_replicas_a_kill_and_a_database_outage_deliver_everything_exactly_
     finally:
         pg.start()  # whatever happened: the session's server serves the next tests
     b.wait(lambda: all(ready(u) == 200 for u in alive), timeout=60, what="the replicas to recover by themselves")
-    b.wait(lambda: not [k for k, v in outbox(pg.dsn).items() if k[1] == "pending" and v], timeout=120,
+    b.wait(lambda: drained(pg.dsn), timeout=120,
            what="every delivery to finish")
     assert not [k for k in outbox(pg.dsn) if k[1] == "failed"], outbox(pg.dsn)
     n = 12
@@ -114,7 +114,7 @@ def test_a_bake_that_ends_while_the_database_is_down_is_promoted_once_it_is_back
     bake = 3
     _, rev0 = with_canary(b, bake=bake)
     assert b.post("/v1/argocd", argocd(b, rev0))[0] == 202
-    b.wait(lambda: not [k for k, v in outbox(pg.dsn).items() if k[1] == "pending" and v], timeout=30,
+    b.wait(lambda: drained(pg.dsn), timeout=30,
            what="the deployed event to start the bake")
     assert git(b.origin, "rev-parse", "main") == rev0, "the bake ended before the outage"
     pg.stop("fast")
@@ -130,7 +130,7 @@ def test_a_bake_that_ends_while_the_database_is_down_is_promoted_once_it_is_back
     assert time.monotonic() - back < 30  # soon after the database is back, without an operator
     assert pin(b, step)["canary"]["step"] == 50
     assert "baked" in git(b.origin, "log", "-1", "--format=%B", step)
-    b.wait(lambda: not [k for k, v in outbox(pg.dsn).items() if k[1] == "pending" and v], timeout=60,
+    b.wait(lambda: drained(pg.dsn), timeout=60,
            what="every delivery to finish")
     assert not [k for k in outbox(pg.dsn) if k[1] == "failed"], outbox(pg.dsn)
     assert [k for k, _ in audit_kinds(b)].count("canary-advanced") == 1

@@ -44,6 +44,11 @@ def outbox(dsn):
             "SELECT sink, state, COUNT(*) FROM deliveries GROUP BY sink, state").fetchall()}
 
 
+def drained(dsn) -> bool:
+    """No delivery of any sink is pending in the shared outbox."""
+    return not [k for k, v in outbox(dsn).items() if k[1] == "pending" and v]
+
+
 def lease_holders(dsn, sink):
     import psycopg
 
@@ -98,7 +103,7 @@ def test_three_replicas_one_killed_mid_flight_deliver_everything_exactly_once(cl
     time.sleep(0.2)  # into the middle of its request
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    b.wait(lambda: not [k for k, v in outbox(pg.dsn).items() if k[1] == "pending" and v], timeout=90,
+    b.wait(lambda: drained(pg.dsn), timeout=90,
            what="every delivery to finish")
     assert not [k for k in outbox(pg.dsn) if k[1] == "failed"], outbox(pg.dsn)
     # Slack: one message for the release, every later event once in its thread.

@@ -254,6 +254,11 @@ def test_a_bake_that_ends_while_the_bridge_is_down_acts_on_start(make_bridge):
     assert int(re.search(r"baked (\d+)s", msg).group(1)) >= bake, msg
 
 
+# The function's own Service, healthy: beside it, another resource of the app is Degraded.
+HEALTHY_SVC = {"group": "serving.knative.dev", "kind": "Service", "name": "checkout", "namespace": "functions-dev",
+               "status": "Synced", "version": "v1", "health": {"status": "Healthy"}}
+
+
 def degraded_resource(group, kind, name, message="", namespace="functions-dev"):
     return {"group": group, "kind": kind, "name": name, "namespace": namespace, "status": "Synced", "version": "v1",
             "health": {"status": "Degraded", **({"message": message} if message else {})}}
@@ -263,14 +268,12 @@ def test_degraded_rolls_back_only_for_the_release_own_objects(make_bridge):
     b = make_bridge()
     rev = b.revision
     ran = pin(b)["revision"]
-    healthy_svc = {"group": "serving.knative.dev", "kind": "Service", "name": "checkout",
-                   "namespace": "functions-dev", "status": "Synced", "version": "v1", "health": {"status": "Healthy"}}
     not_ours = {
-        "scaledobject": [healthy_svc, degraded_resource("keda.sh", "ScaledObject", "checkout", "fallback active")],
-        "other-fn": [healthy_svc, degraded_resource("serving.knative.dev", "Service", "payments")],
-        "other-ns": [healthy_svc, degraded_resource("serving.knative.dev", "Service", "checkout",
+        "scaledobject": [HEALTHY_SVC, degraded_resource("keda.sh", "ScaledObject", "checkout", "fallback active")],
+        "other-fn": [HEALTHY_SVC, degraded_resource("serving.knative.dev", "Service", "payments")],
+        "other-ns": [HEALTHY_SVC, degraded_resource("serving.knative.dev", "Service", "checkout",
                                                     namespace="functions-prod")],
-        "old-revision": [healthy_svc, degraded_resource("serving.knative.dev", "Revision", "checkout-0badc0de")],
+        "old-revision": [HEALTHY_SVC, degraded_resource("serving.knative.dev", "Revision", "checkout-0badc0de")],
     }
     for i, (name, resources) in enumerate(not_ours.items()):
         body = argocd(b, rev, health="Degraded", resources=resources, at=f"2026-11-22T10:0{i}:00Z")
@@ -283,39 +286,38 @@ def test_degraded_rolls_back_only_for_the_release_own_objects(make_bridge):
     assert "ScaledObject checkout" in reasons[0] and "Service payments" in reasons[1]
     # The release's own revision (the one its pin records) degraded: rolled back.
     body = argocd(b, rev, health="Degraded", at="2026-11-22T10:06:00Z",
-                  resources=[healthy_svc, degraded_resource("serving.knative.dev", "Revision", ran, "crash loop")])
+                  resources=[HEALTHY_SVC, degraded_resource("serving.knative.dev", "Revision", ran, "crash loop")])
     assert b.post("/v1/argocd", body)[0] == 202
     b.wait(lambda: any(k == "rolled-back" for k, _ in audit_kinds(b)), what="the rollback")
     assert pin(b)["rollbackOf"] == NEW_IMAGE
 
 
 def test_a_degraded_release_during_the_bake_commits_the_abort_and_a_degraded_neighbour_does_not(make_bridge):
+    bake = 8
     b = make_bridge()
-    _, rev0 = with_canary(b, bake=8)
+    _, rev0 = with_canary(b, bake=bake)
     stable, new_rev = pin(b)["previous"], pin(b)["revision"]
     t0 = time.monotonic()
     assert b.post("/v1/argocd", argocd(b, rev0))[0] == 202  # deployed and healthy: the bake starts
-    healthy_svc = {"group": "serving.knative.dev", "kind": "Service", "name": "checkout",
-                   "namespace": "functions-dev", "status": "Synced", "version": "v1", "health": {"status": "Healthy"}}
     # A ScaledObject in fallback is not the release: the canary keeps baking.
-    neighbour = [healthy_svc, degraded_resource("keda.sh", "ScaledObject", "checkout", "fallback active")]
+    neighbour = [HEALTHY_SVC, degraded_resource("keda.sh", "ScaledObject", "checkout", "fallback active")]
     assert b.post("/v1/argocd", argocd(b, rev0, health="Degraded", resources=neighbour,
                                        at="2026-11-22T10:01:00Z"))[0] == 202
-    b.wait(lambda: any(k == "canary-skipped" for k, _ in audit_kinds(b)), timeout=8,
+    b.wait(lambda: any(k == "canary-skipped" for k, _ in audit_kinds(b)), timeout=bake,
            what="the neighbour's Degraded judged")
     assert git(b.origin, "rev-parse", "main") == rev0
     # The new revision itself crash-loops: the abort is committed at once, not at the bake's end.
-    own = [healthy_svc, degraded_resource("serving.knative.dev", "Revision", new_rev, "crash loop")]
+    own = [HEALTHY_SVC, degraded_resource("serving.knative.dev", "Revision", new_rev, "crash loop")]
     assert b.post("/v1/argocd", argocd(b, rev0, health="Degraded", resources=own,
                                        at="2026-11-22T10:02:00Z"))[0] == 202
-    abort = wait_commit(b, rev0, 8)
-    assert time.monotonic() - t0 < 8
+    abort = wait_commit(b, rev0, bake)
+    assert time.monotonic() - t0 < bake
     p = pin(b, abort)
     assert p["image"] == stable["image"] and p["rollbackOf"] == NEW_IMAGE and p["revision"] == stable["revision"]
     msg = git(b.origin, "log", "-1", "--format=%B", abort)
     assert msg.startswith("fnops: roll back checkout in dev") and \
         "aborted at 10%: the release's workload is Degraded during its bake" in msg, msg
-    time.sleep(max(0.0, t0 + 8 + 1.5 - time.monotonic()))  # the bake's end promotes nothing
+    time.sleep(max(0.0, t0 + bake + 1.5 - time.monotonic()))  # the bake's end promotes nothing
     b.wait(lambda: b.pending() == 0, what="deliveries")
     assert git(b.origin, "rev-parse", "main") == abort
     kinds = [k for k, _ in audit_kinds(b)]
